@@ -1,0 +1,31 @@
+mod account;
+mod audit;
+mod dashboard;
+mod login;
+mod team;
+mod teams;
+mod tokens;
+mod users;
+
+pub use account::AccountPage;
+pub use audit::AuditPage;
+pub use dashboard::DashboardPage;
+pub use login::LoginPage;
+pub use team::TeamPage;
+pub use teams::TeamsPage;
+pub use tokens::TokensPage;
+pub use users::UsersPage;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1>"Page not found"</h1>
+        <p>"There is nothing at this address. " <a href="/">"Back to the dashboard"</a></p>
+    }
+}

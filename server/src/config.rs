@@ -1,0 +1,67 @@
+//! `cloudport serve` settings, from flags and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Address the console listens on.
+    #[arg(long, env = "CLOUDPORT_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Folder for the console's own data (SQLite database, later artifacts and logs).
+    #[arg(long, env = "CLOUDPORT_DATA_DIR", default_value = "./cloudport-data")]
+    pub data_dir: PathBuf,
+    /// `postgres://user:pass@host/db` to keep console data in PostgreSQL
+    /// instead of SQLite under the data directory.
+    #[arg(long, env = "CLOUDPORT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Password of the first platform admin `admin`, used only when the
+    /// console has no users yet; one is generated and printed otherwise.
+    #[arg(long, env = "CLOUDPORT_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// The URL people use to reach the console; an `https://` URL marks the
+    /// session cookie Secure (set it when a TLS proxy sits in front).
+    #[arg(long, env = "CLOUDPORT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Sessions end after this many hours without a request.
+    #[arg(long, default_value_t = 12)]
+    pub session_idle_hours: u64,
+    /// Failed logins allowed per username per window.
+    #[arg(long, default_value_t = 5)]
+    pub login_failures_per_user: u32,
+    /// Failed logins allowed per client address per window.
+    #[arg(long, default_value_t = 30)]
+    pub login_failures_per_address: u32,
+    /// Length of the failed-login window, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub login_window_secs: u64,
+    /// Audit records older than this many days are deleted.
+    #[arg(long, default_value_t = 365)]
+    pub audit_retention_days: i64,
+}
+
+impl ServeConfig {
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir,
+            database_url: None,
+            admin_password: None,
+            public_url: None,
+            session_idle_hours: 12,
+            login_failures_per_user: 5,
+            login_failures_per_address: 30,
+            login_window_secs: 300,
+            audit_retention_days: 365,
+        }
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_hours.max(1) * 3600)
+    }
+}

@@ -1,0 +1,129 @@
+//! The console as the UI's server functions see it (`app::service::Console`):
+//! authenticate the request, then call the same service methods the REST API
+//! uses.
+
+use super::{ConsoleService, Actor};
+use crate::error::{Error, Result};
+use app::error::AppError;
+use app::model::*;
+use app::service::Console;
+use axum::extract::ConnectInfo;
+use http::request::Parts;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_sessions::Session;
+
+/// The client address used for login throttling: the TCP peer.
+pub fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn session_of(parts: &Parts) -> Result<&Session> {
+    parts.extensions.get::<Session>().ok_or_else(|| Error::internal("session layer missing"))
+}
+
+/// Newtype so the port can be implemented on a shared service.
+#[derive(Clone)]
+pub struct ConsolePort(pub Arc<ConsoleService>);
+
+impl ConsolePort {
+    async fn actor(&self, req: &Parts) -> Result<Actor, AppError> {
+        Ok(self.0.authenticate(req).await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl Console for ConsolePort {
+    async fn me(&self, req: &Parts) -> Result<Me, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.me(&actor).await?)
+    }
+
+    async fn login(&self, req: &Parts, creds: Credentials) -> Result<Me, AppError> {
+        Ok(self.0.login(session_of(req)?, &client_address(req), creds).await?)
+    }
+
+    async fn logout(&self, req: &Parts) -> Result<(), AppError> {
+        let actor = self.0.authenticate(req).await.ok();
+        Ok(self.0.logout(session_of(req)?, actor.as_ref()).await?)
+    }
+
+    async fn change_password(&self, req: &Parts, change: PasswordChange) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.change_password(&actor, req.extensions.get::<Session>(), change).await?)
+    }
+
+    async fn list_users(&self, req: &Parts) -> Result<Vec<User>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.list_users(&actor).await?)
+    }
+
+    async fn create_user(&self, req: &Parts, user: NewUser) -> Result<User, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.create_user(&actor, user).await?)
+    }
+
+    async fn update_user(&self, req: &Parts, id: i64, update: UserUpdate) -> Result<User, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.update_user(&actor, id, update).await?)
+    }
+
+    async fn list_teams(&self, req: &Parts) -> Result<Vec<Team>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.list_teams(&actor).await?)
+    }
+
+    async fn create_team(&self, req: &Parts, team: NewTeam) -> Result<Team, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.create_team(&actor, team).await?)
+    }
+
+    async fn team_detail(&self, req: &Parts, team: &str) -> Result<TeamDetail, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.team_detail(&actor, team).await?)
+    }
+
+    async fn delete_team(&self, req: &Parts, team: &str) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.delete_team(&actor, team).await?)
+    }
+
+    async fn add_member(&self, req: &Parts, team: &str, member: NewMember) -> Result<Member, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.add_member(&actor, team, member).await?)
+    }
+
+    async fn change_member_role(&self, req: &Parts, team: &str, username: &str, role: Role) -> Result<Member, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.change_member_role(&actor, team, username, role).await?)
+    }
+
+    async fn remove_member(&self, req: &Parts, team: &str, username: &str) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.remove_member(&actor, team, username).await?)
+    }
+
+    async fn list_tokens(&self, req: &Parts) -> Result<Vec<ApiToken>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.list_tokens(&actor).await?)
+    }
+
+    async fn create_token(&self, req: &Parts, token: NewToken) -> Result<CreatedToken, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.create_token(&actor, token).await?)
+    }
+
+    async fn revoke_token(&self, req: &Parts, id: i64) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.revoke_token(&actor, id).await?)
+    }
+
+    async fn audit(&self, req: &Parts, query: AuditQuery) -> Result<Vec<AuditEntry>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.audit_entries(&actor, query).await?)
+    }
+}

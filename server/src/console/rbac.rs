@@ -1,0 +1,164 @@
+//! Who may do what. [`decide`] is the one rule book: every REST handler and
+//! server function reaches it through `ConsoleService::authorize`, so the UI
+//! hiding a button is never what protects an action.
+
+use app::model::{Role, TokenScope};
+
+/// Everything an actor can ask the console to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    // Platform-wide.
+    ListUsers,
+    CreateUser,
+    UpdateUser,
+    ViewPlatformAudit,
+    CreateTeam,
+    // On the actor's own account.
+    ChangeOwnPassword,
+    ListOwnTokens,
+    CreateOwnToken,
+    RevokeOwnToken,
+    // Inside one team.
+    ViewTeam,
+    ViewTeamAudit,
+    ManageMembers,
+    /// Granting, taking away or touching the `owner` role.
+    ManageOwners,
+    DeleteTeam,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::ListUsers => "user.list",
+            Action::CreateUser => "user.create",
+            Action::UpdateUser => "user.update",
+            Action::ViewPlatformAudit => "audit.view",
+            Action::CreateTeam => "team.create",
+            Action::ChangeOwnPassword => "account.password",
+            Action::ListOwnTokens => "token.list",
+            Action::CreateOwnToken => "token.create",
+            Action::RevokeOwnToken => "token.revoke",
+            Action::ViewTeam => "team.view",
+            Action::ViewTeamAudit => "team.audit",
+            Action::ManageMembers => "team.members",
+            Action::ManageOwners => "team.owners",
+            Action::DeleteTeam => "team.delete",
+        }
+    }
+
+    /// Whether the action changes state (and so is refused to read-only tokens).
+    pub fn mutates(self) -> bool {
+        !matches!(
+            self,
+            Action::ListUsers
+                | Action::ViewPlatformAudit
+                | Action::ListOwnTokens
+                | Action::ViewTeam
+                | Action::ViewTeamAudit
+        )
+    }
+
+    /// The least team role that may do this, for team-scoped actions.
+    fn min_team_role(self) -> Option<Role> {
+        match self {
+            Action::ViewTeam => Some(Role::Viewer),
+            Action::ViewTeamAudit | Action::ManageMembers => Some(Role::Admin),
+            Action::ManageOwners | Action::DeleteTeam => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// The facts a decision rests on.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    pub is_platform_admin: bool,
+    pub scope: TokenScope,
+    /// The actor's role in the team the action targets, if it targets one.
+    pub team_role: Option<Role>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Refused; the actor may know the target exists.
+    Deny,
+    /// Refused, and the actor is not in the team: answer as if it did not
+    /// exist, so team names do not leak.
+    Hide,
+}
+
+pub fn decide(subject: Subject, action: Action) -> Decision {
+    if subject.scope == TokenScope::ReadOnly && action.mutates() {
+        return Decision::Deny;
+    }
+    if subject.is_platform_admin {
+        return Decision::Allow;
+    }
+    match action {
+        Action::ListUsers | Action::CreateUser | Action::UpdateUser | Action::ViewPlatformAudit => {
+            Decision::Deny
+        }
+        Action::CreateTeam
+        | Action::ChangeOwnPassword
+        | Action::ListOwnTokens
+        | Action::CreateOwnToken
+        | Action::RevokeOwnToken => Decision::Allow,
+        team_action => match (subject.team_role, team_action.min_team_role()) {
+            (None, _) => Decision::Hide,
+            (Some(have), Some(need)) if have >= need => Decision::Allow,
+            _ => Decision::Deny,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(role: Option<Role>) -> Subject {
+        Subject { is_platform_admin: false, scope: TokenScope::Full, team_role: role }
+    }
+
+    #[test]
+    fn team_roles_are_ordered_by_power() {
+        use Action::*;
+        let expect = |role, action| decide(member(Some(role)), action);
+        assert_eq!(expect(Role::Viewer, ViewTeam), Decision::Allow);
+        assert_eq!(expect(Role::Viewer, ManageMembers), Decision::Deny);
+        assert_eq!(expect(Role::Developer, ManageMembers), Decision::Deny);
+        assert_eq!(expect(Role::Developer, ViewTeamAudit), Decision::Deny);
+        assert_eq!(expect(Role::Admin, ManageMembers), Decision::Allow);
+        assert_eq!(expect(Role::Admin, ViewTeamAudit), Decision::Allow);
+        assert_eq!(expect(Role::Admin, ManageOwners), Decision::Deny);
+        assert_eq!(expect(Role::Admin, DeleteTeam), Decision::Deny);
+        assert_eq!(expect(Role::Owner, ManageOwners), Decision::Allow);
+        assert_eq!(expect(Role::Owner, DeleteTeam), Decision::Allow);
+    }
+
+    #[test]
+    fn outsiders_do_not_learn_that_a_team_exists() {
+        assert_eq!(decide(member(None), Action::ViewTeam), Decision::Hide);
+        assert_eq!(decide(member(None), Action::DeleteTeam), Decision::Hide);
+    }
+
+    #[test]
+    fn platform_actions_need_a_platform_admin() {
+        assert_eq!(decide(member(Some(Role::Owner)), Action::CreateUser), Decision::Deny);
+        assert_eq!(decide(member(None), Action::CreateTeam), Decision::Allow);
+        let admin = Subject { is_platform_admin: true, scope: TokenScope::Full, team_role: None };
+        assert_eq!(decide(admin, Action::CreateUser), Decision::Allow);
+        assert_eq!(decide(admin, Action::DeleteTeam), Decision::Allow);
+    }
+
+    #[test]
+    fn read_only_tokens_never_mutate_even_for_admins() {
+        let admin_ro = Subject { is_platform_admin: true, scope: TokenScope::ReadOnly, team_role: None };
+        assert_eq!(decide(admin_ro, Action::CreateUser), Decision::Deny);
+        assert_eq!(decide(admin_ro, Action::ListUsers), Decision::Allow);
+        let owner_ro = Subject { is_platform_admin: false, scope: TokenScope::ReadOnly, team_role: Some(Role::Owner) };
+        assert_eq!(decide(owner_ro, Action::DeleteTeam), Decision::Deny);
+        assert_eq!(decide(owner_ro, Action::ViewTeam), Decision::Allow);
+    }
+}

@@ -1,0 +1,255 @@
+//! REST API `/api/v1`. Every handler authenticates through the [`Actor`]
+//! extractor and then calls a console service method, which authorises.
+//! Routes are declared through utoipa so the OpenAPI document lists each one.
+
+use super::AppState;
+use crate::console::port::client_address;
+use crate::console::Actor;
+use crate::error::{Error, ErrorBody};
+use app::model::*;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use tower_sessions::Session;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+type ApiResult<T> = Result<T, Error>;
+
+/// The caller's network address, for login throttling.
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_address(parts)))
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        Ok(state.console.authenticate(parts).await.ok())
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.console.authenticate(parts).await
+    }
+}
+
+/// JSON body whose rejections are JSON errors too.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct Body<T>(T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(T);
+
+impl From<JsonRejection> for Error {
+    fn from(r: JsonRejection) -> Self {
+        Error::Invalid(r.body_text())
+    }
+}
+impl From<PathRejection> for Error {
+    fn from(r: PathRejection) -> Self {
+        Error::Invalid(r.body_text())
+    }
+}
+impl From<QueryRejection> for Error {
+    fn from(r: QueryRejection) -> Self {
+        Error::Invalid(r.body_text())
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cloudport console API", description = "Users, teams, roles, API tokens and the audit log."),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health and metrics"),
+        (name = "auth", description = "Signing in and the caller's account"),
+        (name = "users", description = "Platform users (platform admins)"),
+        (name = "teams", description = "Teams and their members"),
+        (name = "tokens", description = "Personal API tokens"),
+        (name = "audit", description = "The audit log"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("cloudport_session"))));
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user))
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(get_team, delete_team))
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(change_member_role, remove_member))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(audit))
+}
+
+/// Ready when the console store answers.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Ready", body = String), (status = 503, description = "Store unavailable")))]
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query("SELECT 1").execute(&state.console.db.pool).await {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = Me, description = "Signed in; the response sets the session cookie"),
+              (status = 401, body = ErrorBody), (status = 429, body = ErrorBody, description = "Too many failed attempts; see Retry-After")))]
+async fn login(State(state): State<AppState>, session: Session, ClientAddr(addr): ClientAddr, Body(creds): Body<Credentials>) -> ApiResult<Json<Me>> {
+    Ok(Json(state.console.login(&session, &addr, creds).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "Signed out")))]
+async fn logout(State(state): State<AppState>, session: Session, actor: Option<Actor>) -> ApiResult<StatusCode> {
+    state.console.logout(&session, actor.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Me>> {
+    Ok(Json(state.console.me(&actor).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/me/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 204, description = "Changed; the caller's other sessions end"), (status = 422, body = ErrorBody)))]
+async fn change_password(State(state): State<AppState>, actor: Actor, session: Session, Body(change): Body<PasswordChange>) -> ApiResult<StatusCode> {
+    // A bearer-token call has no session of its own to keep.
+    let session = actor.token_id.is_none().then_some(&session);
+    state.console.change_password(&actor, session, change).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
+async fn list_users(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<User>>> {
+    Ok(Json(state.console.list_users(&actor).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_user(State(state): State<AppState>, actor: Actor, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((StatusCode::CREATED, Json(state.console.create_user(&actor, new).await?)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserUpdate, params(("id" = i64, Path)),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_user(State(state): State<AppState>, actor: Actor, Path(id): Path<i64>, Body(update): Body<UserUpdate>) -> ApiResult<Json<User>> {
+    Ok(Json(state.console.update_user(&actor, id, update).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", responses((status = 200, body = Vec<Team>)))]
+async fn list_teams(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Team>>> {
+    Ok(Json(state.console.list_teams(&actor).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = NewTeam,
+    responses((status = 201, body = Team), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_team(State(state): State<AppState>, actor: Actor, Body(new): Body<NewTeam>) -> ApiResult<(StatusCode, Json<Team>)> {
+    Ok((StatusCode::CREATED, Json(state.console.create_team(&actor, new).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}", tag = "teams", params(("team" = String, Path)),
+    responses((status = 200, body = TeamDetail), (status = 404, body = ErrorBody)))]
+async fn get_team(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<TeamDetail>> {
+    Ok(Json(state.console.team_detail(&actor, &team).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}", tag = "teams", params(("team" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_team(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<StatusCode> {
+    state.console.delete_team(&actor, &team).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/members", tag = "teams", params(("team" = String, Path)),
+    responses((status = 200, body = Vec<Member>), (status = 404, body = ErrorBody)))]
+async fn list_members(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<Vec<Member>>> {
+    Ok(Json(state.console.team_members(&actor, &team).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/members", tag = "teams", params(("team" = String, Path)), request_body = NewMember,
+    responses((status = 201, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_member(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Body(new): Body<NewMember>) -> ApiResult<(StatusCode, Json<Member>)> {
+    Ok((StatusCode::CREATED, Json(state.console.add_member(&actor, &team, new).await?)))
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{team}/members/{username}", tag = "teams",
+    params(("team" = String, Path), ("username" = String, Path)), request_body = RoleChange,
+    responses((status = 200, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn change_member_role(State(state): State<AppState>, actor: Actor, Path((team, username)): Path<(String, String)>, Body(change): Body<RoleChange>) -> ApiResult<Json<Member>> {
+    Ok(Json(state.console.change_member_role(&actor, &team, &username, change.role).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/members/{username}", tag = "teams",
+    params(("team" = String, Path), ("username" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_member(State(state): State<AppState>, actor: Actor, Path((team, username)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    state.console.remove_member(&actor, &team, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
+async fn list_tokens(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(state.console.list_tokens(&actor).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
+    responses((status = 201, body = CreatedToken, description = "The token's secret, shown this once"), (status = 422, body = ErrorBody)))]
+async fn create_token(State(state): State<AppState>, actor: Actor, Body(new): Body<NewToken>) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    Ok((StatusCode::CREATED, Json(state.console.create_token(&actor, new).await?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
+    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
+async fn revoke_token(State(state): State<AppState>, actor: Actor, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    state.console.revoke_token(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn audit(State(state): State<AppState>, actor: Actor, query: Result<Query<AuditQuery>, QueryRejection>) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let Query(query) = query?;
+    Ok(Json(state.console.audit_entries(&actor, query).await?))
+}

@@ -1,0 +1,59 @@
+//! `cloudport`: the console (web UI, REST API, auth) in one binary.
+
+use clap::{Parser, Subcommand};
+use server::config::ServeConfig;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "cloudport", version, about = "Cloudport: an application platform — console, API and datacenters in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the console: web UI, REST API and authentication.
+    Serve(ServeConfig),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("CLOUDPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => serve(config).await,
+    }
+}
+
+async fn serve(config: ServeConfig) -> std::process::ExitCode {
+    let running = match server::start(config.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cloudport: {}", e);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(password) = &running.generated_admin_password {
+        eprintln!();
+        eprintln!("  First start: created the platform admin.");
+        eprintln!("    username: admin");
+        eprintln!("    password: {password}");
+        eprintln!("  It is shown only this once; change it under Account after signing in.");
+        eprintln!();
+    }
+    tracing::info!(addr = %running.addr, data_dir = %config.data_dir.display(), "console listening on http://{}", running.addr);
+    match running.server.await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("cloudport: server error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("cloudport: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
