@@ -41,7 +41,7 @@ pub fn TeamsPage() -> impl IntoView {
             <h2>"Create a team"</h2>
             <ActionForm action=create attr:class="inline-form">
                 <label>"Name"
-                    <input name="name" required pattern="[a-z0-9]([-a-z0-9]*[a-z0-9])?" maxlength="63" placeholder="acme"/>
+                    <input name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" maxlength="63" placeholder="acme"/>
                 </label>
                 <label>"Display name"
                     <input name="display_name" maxlength="100" placeholder="Acme Inc."/>

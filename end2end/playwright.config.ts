@@ -1,0 +1,42 @@
+import { defineConfig } from "@playwright/test";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as fs from "node:fs";
+
+// The real `cloudport` binary with a fresh data folder, on its own port.
+const port = Number(process.env.CLOUDPORT_E2E_PORT ?? 3917);
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-"));
+const binary = path.resolve(__dirname, "../target/release/cloudport");
+
+export const ADMIN_PASSWORD = "e2e-admin-password";
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  fullyParallel: false,
+  workers: 1,
+  reporter: [["list"]],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    screenshot: "only-on-failure",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  webServer: {
+    command: `${binary} serve --listen 127.0.0.1:${port} --data-dir ${dataDir}`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    env: { CLOUDPORT_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    reuseExistingServer: false,
+    timeout: 30_000,
+  },
+});
