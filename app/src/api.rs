@@ -88,7 +88,10 @@ pub async fn get_team_detail(team: String) -> Result<TeamDetail, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "delete_team")]
-pub async fn delete_team(team: String) -> Result<(), AppError> {
+pub async fn delete_team(team: String, confirm: String) -> Result<(), AppError> {
+    if confirm != team {
+        return Err(AppError::new("invalid", "Type the team's name to confirm its deletion."));
+    }
     let (c, req) = console()?;
     c.delete_team(&req, &team).await?;
     leptos_axum::redirect("/teams");

@@ -41,7 +41,8 @@ pub fn AuditPage() -> impl IntoView {
                         <EmptyState title="Nothing recorded here yet.">"Changes to teams, members, users and tokens appear here."</EmptyState>
                     }.into_any(),
                     Ok(list) => {
-                        let older = list.last().map(|e| {
+                        let full_page = list.len() >= 100;
+                        let older = list.last().filter(|_| full_page).map(|e| {
                             let mut href = format!("/audit?before={}", e.id);
                             if let Some(t) = team() { href.push_str(&format!("&team={t}")); }
                             href

@@ -103,6 +103,9 @@ fn TeamView(
                 <p class="muted">"Removes the team and its memberships. The audit log keeps its history."</p>
                 <ActionForm action=delete attr:class="inline-form">
                     <input type="hidden" name="team" value=team.clone()/>
+                    <label>"Type the team name to confirm"
+                        <input name="confirm" required autocomplete="off" pattern=team.clone() placeholder=team.clone()/>
+                    </label>
                     <button type="submit" class="danger">{label}</button>
                 </ActionForm>
                 {action_result(move || delete.value().get(), "Team deleted.")}
