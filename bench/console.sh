@@ -56,7 +56,7 @@ nginx -c "$WORK/nginx.conf"
 sleep 0.3
 wrk_run() { wrk -t2 -c50 -d10s --latency "$1" 2>&1; }
 parse() { # requests/s, p50, p99 from wrk --latency output
-  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s %s %s", rps, p50, p99}'
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s %s %s\n", rps, p50, p99}'
 }
 wrk_run "http://127.0.0.1:$NGINX_PORT/login.html" >/dev/null   # warm-up
 read -r CP_RPS CP_P50 CP_P99 < <(wrk_run "http://127.0.0.1:$PORT/login" | parse)

@@ -232,3 +232,111 @@ pub struct AuditQuery {
     /// At most this many records (default 100, at most 500).
     pub limit: Option<i64>,
 }
+
+/// A datacenter as the console knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Datacenter {
+    pub name: String,
+    pub url: String,
+    /// Public address of its gateway, if any.
+    pub gateway: String,
+    /// Runs inside this console process.
+    pub embedded: bool,
+    /// `online`, `degraded` or `offline`.
+    pub state: String,
+    /// Why it is in that state (the last error, or what is slow).
+    pub state_reason: String,
+    pub last_contact_at: Option<i64>,
+    pub runtime: String,
+    pub version: String,
+    pub cpu_millicores: i64,
+    pub memory_mb: i64,
+    pub components: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewDatacenter {
+    pub name: String,
+    /// Base URL of its API, e.g. `http://10.0.0.5:7000`.
+    pub url: String,
+    pub token: String,
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OpenDatacenter {
+    pub datacenter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct App {
+    pub name: String,
+    pub display_name: String,
+    pub team: String,
+    pub created_at: i64,
+    pub components: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewApp {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A component and the datacenter it lives in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PlacedComponent {
+    pub datacenter: String,
+    pub component: datacenter::api::Component,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppDetail {
+    pub app: App,
+    pub components: Vec<PlacedComponent>,
+    /// Datacenters that hold components of this app but did not answer.
+    pub unreachable: Vec<String>,
+    /// Datacenters this team may place components in.
+    pub datacenters: Vec<String>,
+    pub can_change: bool,
+    pub can_manage_app: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewComponent {
+    pub datacenter: String,
+    pub spec: datacenter::api::ComponentSpec,
+}
+
+/// An operation's record, with the datacenter that ran it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PlacedEvent {
+    pub datacenter: String,
+    pub event: datacenter::api::Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ComponentAction {
+    pub action: datacenter::api::ActionKind,
+    #[serde(default)]
+    pub replicas: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EventRef {
+    pub datacenter: String,
+    pub event_id: String,
+}

@@ -36,6 +36,12 @@ pub struct ServeConfig {
     /// Length of the failed-login window, in seconds.
     #[arg(long, default_value_t = 300)]
     pub login_window_secs: u64,
+    /// Do not run a datacenter inside the console (use only registered ones).
+    #[arg(long)]
+    pub no_embedded_datacenter: bool,
+    /// Seconds between health polls of each datacenter.
+    #[arg(long, default_value_t = 2)]
+    pub datacenter_poll_secs: u64,
     /// Audit records older than this many days are deleted.
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: i64,
@@ -54,6 +60,8 @@ impl ServeConfig {
             login_failures_per_address: 30,
             login_window_secs: 300,
             audit_retention_days: 365,
+            no_embedded_datacenter: true,
+            datacenter_poll_secs: 1,
         }
     }
 
@@ -63,5 +71,55 @@ impl ServeConfig {
 
     pub fn session_idle(&self) -> Duration {
         Duration::from_secs(self.session_idle_hours.max(1) * 3600)
+    }
+}
+
+/// `cloudport datacenter` settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatacenterArgs {
+    /// Name the console will know this datacenter by.
+    #[arg(long, env = "CLOUDPORT_DATACENTER_NAME", default_value = "dc1")]
+    pub name: String,
+    #[arg(long, env = "CLOUDPORT_DATACENTER_LISTEN", default_value = "127.0.0.1:7000")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "CLOUDPORT_DATA_DIR", default_value = "./cloudport-datacenter")]
+    pub data_dir: PathBuf,
+    /// The bearer token the console must present (at least 16 characters).
+    #[arg(long, env = "CLOUDPORT_DATACENTER_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// `postgres://…` to keep the datacenter's state in PostgreSQL instead of SQLite.
+    #[arg(long, env = "CLOUDPORT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// `embedded` (durable, SQLite) or `etcd`.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd"])]
+    pub queue: String,
+    /// etcd endpoints, comma-separated, for `--queue etcd`.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_endpoints: Vec<String>,
+    /// Worker tasks consuming the queue.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Seconds between reconcile passes.
+    #[arg(long, default_value_t = 5)]
+    pub reconcile_secs: u64,
+}
+
+impl DatacenterArgs {
+    pub fn into_config(self) -> datacenter::service::DatacenterConfig {
+        use datacenter::service::{DatacenterConfig, QueueConfig};
+        let queue = match self.queue.as_str() {
+            "etcd" => QueueConfig::Etcd { endpoints: self.etcd_endpoints, prefix: format!("/cloudport/{}", self.name) },
+            _ => QueueConfig::Embedded,
+        };
+        DatacenterConfig {
+            name: self.name,
+            listen: self.listen,
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+            token: self.token,
+            queue,
+            workers: self.workers,
+            reconcile_every: Duration::from_secs(self.reconcile_secs.max(1)),
+        }
     }
 }

@@ -20,6 +20,8 @@ pub enum Error {
     Conflict(String),
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -35,6 +37,7 @@ impl Error {
             Error::Invalid(_) => "invalid",
             Error::Conflict(_) => "conflict",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -47,6 +50,7 @@ impl Error {
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::BAD_GATEWAY,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

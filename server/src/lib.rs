@@ -23,19 +23,22 @@ pub struct Running {
     /// Set when the first admin's password was generated (shown once).
     pub generated_admin_password: Option<String>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The datacenter running inside the console, unless disabled.
+    pub embedded: Option<datacenter::service::Running>,
 }
 
 /// Opens the store, makes sure an admin exists, binds and starts serving.
 pub async fn start(config: ServeConfig) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::Invalid(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
-    let db = db::Db::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let db = db::open(config.database_url.as_deref(), &config.data_dir).await?;
     let limits = Limits {
         per_user: config.login_failures_per_user,
         per_address: config.login_failures_per_address,
         window: Duration::from_secs(config.login_window_secs),
     };
-    let console = Arc::new(ConsoleService::new(db, limits));
+    let secrets = datacenter::crypto::SecretBox::load_or_create(&config.data_dir.join("console.key")).map_err(Error::internal)?;
+    let console = Arc::new(ConsoleService::new(db, limits, secrets));
     let generated_admin_password = console.ensure_admin(config.admin_password.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -60,6 +63,17 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         http::HttpOptions { secure_cookies: config.secure_cookies(), session_idle: config.session_idle() },
     );
 
+    let embedded = if config.no_embedded_datacenter { None } else { Some(start_embedded_datacenter(&config, &console).await?) };
+    let poller = console.clone();
+    let every = Duration::from_secs(config.datacenter_poll_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            poller.poll_datacenters().await;
+        }
+    });
+
     let housekeeping = console.clone();
     let retention = config.audit_retention_days;
     tokio::spawn(async move {
@@ -77,7 +91,29 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    Ok(Running { addr, console, generated_admin_password, server })
+    Ok(Running { addr, console, generated_admin_password, server, embedded })
+}
+
+/// Runs the datacenter `local` inside this process, on a loopback port with a
+/// fresh token, and registers it with the console.
+async fn start_embedded_datacenter(config: &ServeConfig, console: &Arc<ConsoleService>) -> Result<datacenter::service::Running> {
+    use datacenter::service::{DatacenterConfig, QueueConfig};
+    let data_dir = config.data_dir.join("datacenter-local");
+    let token = console::passwords::random_string(40);
+    let dc_config = DatacenterConfig {
+        name: "local".into(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: data_dir.clone(),
+        database_url: None,
+        token: token.clone(),
+        queue: QueueConfig::Embedded,
+        workers: 2,
+        reconcile_every: Duration::from_secs(5),
+    };
+    let runtime = Arc::new(datacenter::runtime::local::LocalRuntime::new(data_dir.join("work")));
+    let running = datacenter::service::start(dc_config, runtime).await.map_err(|e| Error::internal(format!("embedded datacenter: {e}")))?;
+    console.register_embedded("local", &format!("http://{}", running.addr), &token).await?;
+    Ok(running)
 }
 
 async fn shutdown_signal() {

@@ -15,6 +15,8 @@ struct Cli {
 enum Command {
     /// Run the console: web UI, REST API and authentication.
     Serve(ServeConfig),
+    /// Run a datacenter: its API, task queue, workers and runtime.
+    Datacenter(server::config::DatacenterArgs),
 }
 
 #[tokio::main]
@@ -25,6 +27,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(config).await,
+        Command::Datacenter(args) => run_datacenter(args).await,
     }
 }
 
@@ -53,6 +56,28 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
         }
         Err(e) => {
             eprintln!("cloudport: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_datacenter(args: server::config::DatacenterArgs) -> std::process::ExitCode {
+    let config = args.into_config();
+    let runtime = std::sync::Arc::new(datacenter::runtime::local::LocalRuntime::new(config.data_dir.join("work")));
+    match datacenter::service::start(config, runtime).await {
+        Ok(running) => match running.server.await {
+            Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("cloudport datacenter: {e}");
+                std::process::ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("cloudport datacenter: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("cloudport datacenter: {e}");
             std::process::ExitCode::FAILURE
         }
     }

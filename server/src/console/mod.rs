@@ -4,7 +4,9 @@
 //! rule holds whichever way a request comes in.
 
 pub mod account;
+pub mod apps;
 pub mod audit;
+pub mod datacenters;
 pub mod limiter;
 pub mod passwords;
 pub mod port;
@@ -45,11 +47,22 @@ pub struct ConsoleService {
     pub db: Db,
     pub sessions: SqlSessionStore,
     pub limiter: LoginLimiter,
+    /// Seals datacenter tokens at rest.
+    pub secrets: datacenter::crypto::SecretBox,
+    pub clients: std::sync::Mutex<std::collections::HashMap<String, datacenter::client::DatacenterClient>>,
+    pub poll_failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl ConsoleService {
-    pub fn new(db: Db, limits: limiter::Limits) -> Self {
-        ConsoleService { sessions: SqlSessionStore::new(db.clone()), db, limiter: LoginLimiter::new(limits) }
+    pub fn new(db: Db, limits: limiter::Limits, secrets: datacenter::crypto::SecretBox) -> Self {
+        ConsoleService {
+            sessions: SqlSessionStore::new(db.clone()),
+            db,
+            limiter: LoginLimiter::new(limits),
+            secrets,
+            clients: Default::default(),
+            poll_failures: Default::default(),
+        }
     }
 
     /// Identifies the caller from a bearer token or the session cookie.

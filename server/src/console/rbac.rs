@@ -13,6 +13,9 @@ pub enum Action {
     UpdateUser,
     ViewPlatformAudit,
     CreateTeam,
+    ManageDatacenters,
+    /// Letting a team use a datacenter.
+    OpenDatacenter,
     // On the actor's own account.
     ChangeOwnPassword,
     ListOwnTokens,
@@ -25,6 +28,12 @@ pub enum Action {
     /// Granting, taking away or touching the `owner` role.
     ManageOwners,
     DeleteTeam,
+    /// See the team's apps, components and their events.
+    ViewApps,
+    /// Create and delete apps.
+    ManageApps,
+    /// Create, change, delete and operate components.
+    OperateComponents,
 }
 
 impl Action {
@@ -44,6 +53,11 @@ impl Action {
             Action::ManageMembers => "team.members",
             Action::ManageOwners => "team.owners",
             Action::DeleteTeam => "team.delete",
+            Action::ManageDatacenters => "datacenter.manage",
+            Action::OpenDatacenter => "datacenter.open",
+            Action::ViewApps => "app.view",
+            Action::ManageApps => "app.manage",
+            Action::OperateComponents => "component.operate",
         }
     }
 
@@ -56,13 +70,16 @@ impl Action {
                 | Action::ListOwnTokens
                 | Action::ViewTeam
                 | Action::ViewTeamAudit
+                | Action::ViewApps
         )
     }
 
     /// The least team role that may do this, for team-scoped actions.
     fn min_team_role(self) -> Option<Role> {
         match self {
-            Action::ViewTeam => Some(Role::Viewer),
+            Action::ViewTeam | Action::ViewApps => Some(Role::Viewer),
+            Action::OperateComponents => Some(Role::Developer),
+            Action::ManageApps => Some(Role::Admin),
             Action::ViewTeamAudit | Action::ManageMembers => Some(Role::Admin),
             Action::ManageOwners | Action::DeleteTeam => Some(Role::Owner),
             _ => None,
@@ -97,7 +114,12 @@ pub fn decide(subject: Subject, action: Action) -> Decision {
         return Decision::Allow;
     }
     match action {
-        Action::ListUsers | Action::CreateUser | Action::UpdateUser | Action::ViewPlatformAudit => {
+        Action::ListUsers
+        | Action::CreateUser
+        | Action::UpdateUser
+        | Action::ViewPlatformAudit
+        | Action::ManageDatacenters
+        | Action::OpenDatacenter => {
             Decision::Deny
         }
         Action::CreateTeam
@@ -135,6 +157,12 @@ mod tests {
         assert_eq!(expect(Role::Admin, DeleteTeam), Decision::Deny);
         assert_eq!(expect(Role::Owner, ManageOwners), Decision::Allow);
         assert_eq!(expect(Role::Owner, DeleteTeam), Decision::Allow);
+        assert_eq!(expect(Role::Viewer, ViewApps), Decision::Allow);
+        assert_eq!(expect(Role::Viewer, OperateComponents), Decision::Deny);
+        assert_eq!(expect(Role::Developer, OperateComponents), Decision::Allow);
+        assert_eq!(expect(Role::Developer, ManageApps), Decision::Deny);
+        assert_eq!(expect(Role::Admin, ManageApps), Decision::Allow);
+        assert_eq!(expect(Role::Owner, ManageDatacenters), Decision::Deny);
     }
 
     #[test]

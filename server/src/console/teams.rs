@@ -58,6 +58,14 @@ impl ConsoleService {
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await?;
+            // The console's own datacenter is open to every team.
+            sqlx::query(
+                "INSERT INTO team_datacenters (team_id, datacenter_id, opened_at) SELECT $1, id, $2 FROM datacenters WHERE embedded = 1",
+            )
+            .bind(id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             self.team_view(actor, id).await
         }

@@ -1,0 +1,219 @@
+//! HTTP routes of the datacenter API (`/v1`), behind bearer-token auth. Each
+//! handler is declared through utoipa so `/v1/openapi.json` lists it.
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::service::Datacenter;
+use crate::store::components::Key;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use std::sync::Arc;
+use std::time::Instant;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+type Dc = State<Arc<Datacenter>>;
+
+/// Bounds every request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct Body<T>(T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(T);
+
+impl From<axum::extract::rejection::JsonRejection> for Error {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        Error::Invalid(vec![r.body_text()])
+    }
+}
+impl From<axum::extract::rejection::PathRejection> for Error {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        Error::Invalid(vec![r.body_text()])
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cloudport datacenter API", description = "Components, their operations (events) and live streams of one datacenter."),
+    components(schemas(ApiError, StreamRequest, StreamMessage)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub fn router(dc: Arc<Datacenter>) -> Router {
+    let (protected, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(info))
+        .routes(routes!(list_components))
+        .routes(routes!(create_component))
+        .routes(routes!(get_component, update_component, delete_component))
+        .routes(routes!(act))
+        .routes(routes!(list_events))
+        .routes(routes!(get_event))
+        .routes(routes!(super::stream::stream))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    // Health and metrics stay open for probes and scrapers; the rest needs the token.
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(dc.clone(), require_token));
+    Router::new()
+        .merge(protected)
+        .route("/v1/openapi.json", axum::routing::get(move || async move { Json(doc.as_ref().clone()) }))
+        .route_layer(axum::middleware::from_fn_with_state(dc.clone(), track))
+        .fallback(|| async { Error::NotFound("no such route".into()) })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(dc)
+}
+
+async fn require_token(State(dc): Dc, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path == "/metrics" {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if presented.is_empty() || !dc.token_matches(presented) {
+        return Error::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+async fn track(State(dc): Dc, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let resp = next.run(req).await;
+    let m = &dc.metrics;
+    m.requests.get_or_create(&metrics::RequestLabels { method, route: route.clone(), status: resp.status().as_u16() }).inc();
+    m.latency.get_or_create(&metrics::RouteLabels { route }).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Ready when the store answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = String), (status = 503, body = ApiError)))]
+async fn healthz(State(dc): Dc) -> Result<&'static str> {
+    dc.components.count().await.map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok("ok")
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
+async fn metrics(State(dc): Dc) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], dc.metrics.render())
+}
+
+#[utoipa::path(get, path = "/v1/info", responses((status = 200, body = DatacenterInfo), (status = 401, body = ApiError)))]
+async fn info(State(dc): Dc) -> Result<Json<DatacenterInfo>> {
+    Ok(Json(dc.info().await?))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AppFilter {
+    app: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/teams/{team}/components", params(("team" = String, Path), AppFilter),
+    responses((status = 200, body = Vec<Component>), (status = 401, body = ApiError)))]
+async fn list_components(State(dc): Dc, Path(team): Path<String>, Query(f): Query<AppFilter>) -> Result<Json<Vec<Component>>> {
+    Ok(Json(dc.components.list(&team, f.app.as_deref()).await?))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ActorParam {
+    /// Who asks, as the console knows them.
+    actor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/teams/{team}/apps/{app}/components", params(("team" = String, Path), ("app" = String, Path), ActorParam),
+    request_body = ComponentSpec,
+    responses((status = 201, body = ComponentCreated), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn create_component(
+    State(dc): Dc,
+    Path((team, app)): Path<(String, String)>,
+    Query(a): Query<ActorParam>,
+    Body(spec): Body<ComponentSpec>,
+) -> Result<(StatusCode, Json<ComponentCreated>)> {
+    let actor = a.actor.unwrap_or_else(|| "api".into());
+    Ok((StatusCode::CREATED, Json(dc.create_component(&team, &app, spec, &actor).await?)))
+}
+
+#[utoipa::path(get, path = "/v1/teams/{team}/apps/{app}/components/{name}",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Component), (status = 404, body = ApiError)))]
+async fn get_component(State(dc): Dc, Path((team, app, name)): Path<(String, String, String)>) -> Result<Json<Component>> {
+    Ok(Json(dc.components.get(&Key { team, app, name }).await?))
+}
+
+#[utoipa::path(put, path = "/v1/teams/{team}/apps/{app}/components/{name}",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path), ActorParam), request_body = ComponentSpec,
+    responses((status = 200, body = ComponentCreated), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn update_component(
+    State(dc): Dc,
+    Path((team, app, name)): Path<(String, String, String)>,
+    Query(a): Query<ActorParam>,
+    Body(spec): Body<ComponentSpec>,
+) -> Result<Json<ComponentCreated>> {
+    let actor = a.actor.unwrap_or_else(|| "api".into());
+    Ok(Json(dc.update_component(&Key { team, app, name }, spec, &actor).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/teams/{team}/apps/{app}/components/{name}",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path), ActorParam),
+    responses((status = 202, body = Accepted), (status = 404, body = ApiError)))]
+async fn delete_component(
+    State(dc): Dc,
+    Path((team, app, name)): Path<(String, String, String)>,
+    Query(a): Query<ActorParam>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    let key = Key { team, app, name };
+    dc.components.get(&key).await?;
+    let event = dc.submit(&key, ActionKind::Delete, &a.actor.unwrap_or_else(|| "api".into()), None).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { event_id: event.id })))
+}
+
+#[utoipa::path(post, path = "/v1/teams/{team}/apps/{app}/components/{name}/actions",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)), request_body = ActionRequest,
+    responses((status = 202, body = Accepted, description = "Queued; follow the event"), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn act(State(dc): Dc, Path((team, app, name)): Path<(String, String, String)>, Body(req): Body<ActionRequest>) -> Result<(StatusCode, Json<Accepted>)> {
+    Ok((StatusCode::ACCEPTED, Json(dc.act(&Key { team, app, name }, req).await?)))
+}
+
+#[utoipa::path(get, path = "/v1/teams/{team}/events", params(("team" = String, Path), EventQuery),
+    responses((status = 200, body = Vec<Event>)))]
+async fn list_events(State(dc): Dc, Path(team): Path<String>, Query(q): Query<EventQuery>) -> Result<Json<Vec<Event>>> {
+    Ok(Json(dc.events.list(&team, q.app.as_deref(), q.component.as_deref(), q.limit.unwrap_or(50)).await?))
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = EventWithLines), (status = 404, body = ApiError)))]
+async fn get_event(State(dc): Dc, Path(id): Path<String>) -> Result<Json<EventWithLines>> {
+    let event = dc.events.get(&id).await?;
+    let lines = dc.events.lines(&id, 0).await?;
+    Ok(Json(EventWithLines { event, lines }))
+}

@@ -1,0 +1,212 @@
+//! The datacenter itself: its stores, queue, runtime and log hub, the
+//! operations its API offers, and `start`, which wires them to a listener,
+//! the workers and the reconciler.
+
+use crate::api::*;
+use crate::crypto::SecretBox;
+use crate::error::{Error, Result};
+use crate::logs::hub::Hub;
+use crate::queue::{NewTask, TaskQueue};
+use crate::runtime::Runtime;
+use crate::store::components::{ComponentStore, Key};
+use crate::store::events::EventStore;
+use crate::store::{now_ms, Db, MIGRATIONS};
+use crate::worker::{ActionTask, TOPIC};
+use crate::{validate, worker};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone)]
+pub enum QueueConfig {
+    /// Durable SQLite-backed queue under the data directory.
+    Embedded,
+    Etcd { endpoints: Vec<String>, prefix: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct DatacenterConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    /// The bearer token clients (the console) must present.
+    pub token: String,
+    pub queue: QueueConfig,
+    pub workers: usize,
+    pub reconcile_every: Duration,
+}
+
+pub struct Datacenter {
+    pub name: String,
+    pub components: ComponentStore,
+    pub events: EventStore,
+    pub hub: Arc<Hub>,
+    pub queue: Arc<dyn TaskQueue>,
+    pub runtime: Arc<dyn Runtime>,
+    pub metrics: crate::api::metrics::Metrics,
+    pub started_at: i64,
+    token_hash: [u8; 32],
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub datacenter: Arc<Datacenter>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Opens everything, starts workers and the reconciler, and serves the API.
+pub async fn start(config: DatacenterConfig, runtime: Arc<dyn Runtime>) -> Result<Running> {
+    if config.token.len() < MIN_TOKEN_LEN {
+        return Err(Error::Invalid(vec![format!("the datacenter token needs at least {MIN_TOKEN_LEN} characters")]));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::Invalid(vec![format!("cannot create {}: {e}", config.data_dir.display())]))?;
+    let db = Db::open(config.database_url.as_deref(), &config.data_dir.join("datacenter.db"), &MIGRATIONS)
+        .await
+        .map_err(Error::internal)?;
+    let secrets = SecretBox::load_or_create(&config.data_dir.join("secrets.key")).map_err(Error::internal)?;
+    let queue: Arc<dyn TaskQueue> = match &config.queue {
+        QueueConfig::Embedded => Arc::new(
+            crate::queue::embedded::EmbeddedQueue::open(&config.data_dir.join("queue.db"), Default::default())
+                .await
+                .map_err(Error::internal)?,
+        ),
+        QueueConfig::Etcd { endpoints, prefix } => Arc::new(
+            crate::queue::etcd::EtcdQueue::connect(endpoints, prefix, Default::default()).await.map_err(Error::internal)?,
+        ),
+    };
+    let dc = Arc::new(Datacenter {
+        name: config.name.clone(),
+        components: ComponentStore::new(db.clone(), secrets),
+        events: EventStore::new(db),
+        hub: Arc::new(Hub::default()),
+        queue,
+        runtime,
+        metrics: Default::default(),
+        started_at: now_ms(),
+        token_hash: Sha256::digest(config.token.as_bytes()).into(),
+    });
+    worker::spawn(dc.clone(), config.workers.max(1));
+    crate::reconciler::spawn(dc.clone(), config.reconcile_every);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Invalid(vec![format!("cannot listen on {}: {e}", config.listen)]))?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    let router = crate::api::routes::router(dc.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    tracing::info!(name = %config.name, %addr, runtime = dc.runtime.kind(), "datacenter listening");
+    Ok(Running { addr, datacenter: dc, server })
+}
+
+impl Datacenter {
+    /// Constant-time comparison of hashes, so timing reveals nothing of the token.
+    pub fn token_matches(&self, presented: &str) -> bool {
+        let h: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        h.ct_eq(&self.token_hash).into()
+    }
+
+    pub async fn info(&self) -> Result<DatacenterInfo> {
+        let depth = self.queue.depth(TOPIC).await.map(|d| (d.ready + d.in_flight) as i64).unwrap_or(-1);
+        Ok(DatacenterInfo {
+            name: self.name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            runtime: self.runtime.kind().into(),
+            capacity: self.runtime.capacity(),
+            started_at: self.started_at,
+            components: self.components.count().await?,
+            queue_depth: depth,
+        })
+    }
+
+    pub async fn create_component(&self, team: &str, app: &str, spec: ComponentSpec, actor: &str) -> Result<ComponentCreated> {
+        validate::dns_label("team", team).map_err(|e| Error::Invalid(vec![e]))?;
+        validate::dns_label("app", app).map_err(|e| Error::Invalid(vec![e]))?;
+        validate::component(&spec).map_err(Error::Invalid)?;
+        let component = self.components.create(team, app, &spec).await?;
+        let key = Key { team: team.into(), app: app.into(), name: spec.name.clone() };
+        let event = self.submit(&key, ActionKind::Create, actor, None).await?;
+        Ok(ComponentCreated { component, event_id: event.id })
+    }
+
+    pub async fn update_component(&self, key: &Key, spec: ComponentSpec, actor: &str) -> Result<ComponentCreated> {
+        validate::component(&spec).map_err(Error::Invalid)?;
+        let component = self.components.update(key, &spec).await?;
+        let event = self.submit(key, ActionKind::Update, actor, None).await?;
+        Ok(ComponentCreated { component, event_id: event.id })
+    }
+
+    /// Records the operation as an event and queues it; the event id comes back at once.
+    pub async fn act(&self, key: &Key, req: ActionRequest) -> Result<Accepted> {
+        self.components.get(key).await?;
+        if req.action == ActionKind::Scale {
+            let n = req.replicas.ok_or_else(|| Error::Invalid(vec!["scale needs `replicas`".into()]))?;
+            if n > validate::MAX_REPLICAS {
+                return Err(Error::Invalid(vec![format!("at most {} replicas", validate::MAX_REPLICAS)]));
+            }
+        }
+        if matches!(req.action, ActionKind::Build | ActionKind::Deploy | ActionKind::Rollback) {
+            return Err(Error::Invalid(vec![format!(
+                "{} needs the builder, which this datacenter does not have yet",
+                req.action.as_str()
+            )]));
+        }
+        if matches!(req.action, ActionKind::Create | ActionKind::Update) {
+            return Err(Error::Invalid(vec!["use the component routes to create or update".into()]));
+        }
+        let event = self.submit(key, req.action, &req.actor, req.replicas).await?;
+        Ok(Accepted { event_id: event.id })
+    }
+
+    pub async fn submit(&self, key: &Key, action: ActionKind, actor: &str, replicas: Option<u32>) -> Result<Event> {
+        self.submit_deduped(key, action, actor, replicas, None).await
+    }
+
+    pub async fn submit_deduped(
+        &self,
+        key: &Key,
+        action: ActionKind,
+        actor: &str,
+        replicas: Option<u32>,
+        dedupe: Option<String>,
+    ) -> Result<Event> {
+        let id = new_event_id();
+        let event = self.events.create(&id, &key.team, &key.app, &key.name, action, actor).await?;
+        let task = ActionTask {
+            event_id: id.clone(),
+            team: key.team.clone(),
+            app: key.app.clone(),
+            component: key.name.clone(),
+            action,
+            replicas,
+        };
+        let payload = serde_json::to_value(&task).map_err(Error::internal)?;
+        match self.queue.enqueue(TOPIC, NewTask { payload, dedupe_key: dedupe }).await {
+            Ok(e) if e.deduplicated => {
+                // The same work is already queued: this event is not needed.
+                self.events.set_status(&id, EventStatus::Succeeded, Some("already queued")).await?;
+                Ok(event)
+            }
+            Ok(_) => Ok(event),
+            Err(e) => {
+                self.events.set_status(&id, EventStatus::Failed, Some("the task queue is unavailable")).await?;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+fn new_event_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..16).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    // Time first, so ids sort by creation.
+    format!("ev{:012x}{tail}", now_ms())
+}

@@ -1,0 +1,15 @@
+//! The datacenter's desired state and history: components (with their
+//! encrypted secrets) and events with their log lines.
+
+pub mod components;
+pub mod db;
+pub mod events;
+
+pub use db::{now_ms, Backend, Db, Migrations};
+
+pub static MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
