@@ -9,7 +9,7 @@ source "$ROOT/scripts/postgres.sh"
 cd "$ROOT"
 
 ensure_build_tools
-apt_install postgresql chromium nodejs npm
+apt_install postgresql chromium nodejs npm etcd-server protobuf-compiler
 start_test_postgres
 
 "$ROOT/scripts/build-site.sh"
@@ -17,8 +17,8 @@ start_test_postgres
 log "Rust tests (unit, integration on SQLite and PostgreSQL)"
 cargo test --release --workspace --no-fail-fast
 
+# `cargo test` has just built target/release/cloudport for the integration tests.
 log "browser tests (Playwright driving /usr/bin/chromium)"
-cargo build -q --release -p server
 cd "$ROOT/end2end"
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
 npx playwright test

@@ -143,3 +143,124 @@ pub async fn audit(#[server(default)] team: Option<String>, #[server(default)] b
     let team = team.filter(|t| !t.is_empty());
     c.audit(&req, AuditQuery { team, before, limit: Some(100) }).await
 }
+
+#[server(prefix = "/rpc", endpoint = "list_datacenters")]
+pub async fn list_datacenters() -> Result<Vec<Datacenter>, AppError> {
+    let (c, req) = console()?;
+    c.list_datacenters(&req).await
+}
+
+#[server(prefix = "/rpc", endpoint = "add_datacenter")]
+pub async fn add_datacenter(name: String, url: String, token: String, #[server(default)] gateway: Option<String>) -> Result<Datacenter, AppError> {
+    let (c, req) = console()?;
+    c.add_datacenter(&req, NewDatacenter { name, url, token, gateway: gateway.filter(|g| !g.trim().is_empty()) }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "remove_datacenter")]
+pub async fn remove_datacenter(name: String, #[server(default)] force: Option<String>) -> Result<(), AppError> {
+    let (c, req) = console()?;
+    c.remove_datacenter(&req, &name, force.is_some()).await
+}
+
+#[server(prefix = "/rpc", endpoint = "team_datacenters")]
+pub async fn team_datacenters(team: String) -> Result<Vec<Datacenter>, AppError> {
+    let (c, req) = console()?;
+    c.team_datacenters(&req, &team).await
+}
+
+#[server(prefix = "/rpc", endpoint = "open_datacenter")]
+pub async fn open_datacenter(team: String, datacenter: String) -> Result<(), AppError> {
+    let (c, req) = console()?;
+    c.open_datacenter(&req, &team, &datacenter).await
+}
+
+#[server(prefix = "/rpc", endpoint = "list_apps")]
+pub async fn list_apps(team: String) -> Result<Vec<App>, AppError> {
+    let (c, req) = console()?;
+    c.list_apps(&req, &team).await
+}
+
+#[server(prefix = "/rpc", endpoint = "create_app")]
+pub async fn create_app(team: String, name: String, #[server(default)] display_name: Option<String>) -> Result<App, AppError> {
+    let (c, req) = console()?;
+    c.create_app(&req, &team, NewApp { name, display_name: display_name.filter(|d| !d.trim().is_empty()) }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "app_detail")]
+pub async fn get_app_detail(team: String, app: String) -> Result<AppDetail, AppError> {
+    let (c, req) = console()?;
+    c.app_detail(&req, &team, &app).await
+}
+
+/// The component form: the common settings; the REST API takes the full spec.
+#[server(prefix = "/rpc", endpoint = "create_component")]
+#[allow(clippy::too_many_arguments)]
+pub async fn create_component(
+    team: String,
+    app: String,
+    datacenter: String,
+    name: String,
+    source_kind: String,
+    #[server(default)] source: Option<String>,
+    #[server(default)] run_command: Option<String>,
+    #[server(default)] port: Option<String>,
+    #[server(default)] replicas: Option<String>,
+) -> Result<EventRef, AppError> {
+    use datacenter::api::*;
+    let source = source.unwrap_or_default().trim().to_string();
+    let source = match source_kind.as_str() {
+        "git" => Source::Git { url: source, reference: "main".into() },
+        "image" => Source::Image { image: source },
+        "upload" => Source::Upload,
+        _ => return Err(AppError::new("invalid", "Choose a source.")),
+    };
+    let port = match port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => Some(p.parse::<u16>().map_err(|_| AppError::new("invalid", "The port must be a number from 1 to 65535."))?),
+        None => None,
+    };
+    let replicas = match replicas.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => r.parse::<u32>().map_err(|_| AppError::new("invalid", "Replicas must be a whole number."))?,
+        None => 1,
+    };
+    let spec = ComponentSpec {
+        name: name.trim().to_string(),
+        source,
+        build: BuildSettings { run_command: run_command.filter(|r| !r.trim().is_empty()), ..Default::default() },
+        ports: port.map(|p| vec![Port { port: p, protocol: Protocol::Http, inner: true, outer: true }]).unwrap_or_default(),
+        env: vec![],
+        secrets: Default::default(),
+        volumes: vec![],
+        dependencies: vec![],
+        health: port.map(|p| HealthProbe::Tcp { port: p }),
+        resources: Resources::default(),
+        replicas,
+    };
+    let (c, req) = console()?;
+    c.create_component(&req, &team, &app, NewComponent { datacenter, spec }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "operate_component")]
+pub async fn operate_component(team: String, app: String, name: String, action: String) -> Result<EventRef, AppError> {
+    use datacenter::api::ActionKind;
+    let (c, req) = console()?;
+    let action = match action.as_str() {
+        "start" => ActionKind::Start,
+        "stop" => ActionKind::Stop,
+        "restart" => ActionKind::Restart,
+        "delete" => return c.delete_component(&req, &team, &app, &name).await,
+        _ => return Err(AppError::new("invalid", "Unknown action.")),
+    };
+    c.act_on_component(&req, &team, &app, &name, ComponentAction { action, replicas: None }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "team_events")]
+pub async fn team_events(team: String, #[server(default)] app: Option<String>) -> Result<Vec<PlacedEvent>, AppError> {
+    let (c, req) = console()?;
+    c.team_events(&req, &team, app).await
+}
+
+#[server(prefix = "/rpc", endpoint = "team_event")]
+pub async fn team_event(team: String, datacenter: String, id: String) -> Result<datacenter::api::EventWithLines, AppError> {
+    let (c, req) = console()?;
+    c.team_event(&req, &team, &datacenter, &id).await
+}

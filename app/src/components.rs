@@ -35,6 +35,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                 <A href="/" exact=true>"Dashboard"</A>
                                 <A href="/teams">"Teams"</A>
                                 <Show when=move || admin>
+                                    <A href="/datacenters">"Datacenters"</A>
                                     <A href="/users">"Users"</A>
                                 </Show>
                                 <A href="/tokens">"API tokens"</A>

@@ -37,4 +37,19 @@ pub trait Console: Send + Sync + 'static {
     async fn revoke_token(&self, req: &Parts, id: i64) -> Result<(), AppError>;
 
     async fn audit(&self, req: &Parts, query: AuditQuery) -> Result<Vec<AuditEntry>, AppError>;
+
+    async fn list_datacenters(&self, req: &Parts) -> Result<Vec<Datacenter>, AppError>;
+    async fn add_datacenter(&self, req: &Parts, new: NewDatacenter) -> Result<Datacenter, AppError>;
+    async fn remove_datacenter(&self, req: &Parts, name: &str, force: bool) -> Result<(), AppError>;
+    async fn team_datacenters(&self, req: &Parts, team: &str) -> Result<Vec<Datacenter>, AppError>;
+    async fn open_datacenter(&self, req: &Parts, team: &str, datacenter: &str) -> Result<(), AppError>;
+
+    async fn list_apps(&self, req: &Parts, team: &str) -> Result<Vec<App>, AppError>;
+    async fn create_app(&self, req: &Parts, team: &str, app: NewApp) -> Result<App, AppError>;
+    async fn app_detail(&self, req: &Parts, team: &str, app: &str) -> Result<AppDetail, AppError>;
+    async fn create_component(&self, req: &Parts, team: &str, app: &str, new: NewComponent) -> Result<EventRef, AppError>;
+    async fn act_on_component(&self, req: &Parts, team: &str, app: &str, name: &str, action: ComponentAction) -> Result<EventRef, AppError>;
+    async fn delete_component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<EventRef, AppError>;
+    async fn team_events(&self, req: &Parts, team: &str, app: Option<String>) -> Result<Vec<PlacedEvent>, AppError>;
+    async fn team_event(&self, req: &Parts, team: &str, datacenter: &str, id: &str) -> Result<datacenter::api::EventWithLines, AppError>;
 }

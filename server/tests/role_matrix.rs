@@ -5,7 +5,7 @@
 
 mod common;
 
-use app::model::{NewMember, NewTeam, Role};
+use app::model::{NewApp, NewComponent, NewMember, NewTeam, Role};
 use common::*;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -51,6 +51,26 @@ fn cases() -> Vec<Case> {
         // Someone else's token: nobody may revoke it, not even an admin.
         c(M::DELETE, "/api/v1/tokens/{id}", None, [401, 404, 404, 404, 404, 404, 404]),
         c(M::GET, "/api/v1/audit", None, [401, 200, 200, 200, 200, 200, 200]),
+        c(M::GET, "/api/v1/datacenters", None, [401, 200, 200, 200, 200, 200, 200]),
+        // Nothing listens there: the admin passes authorisation and gets the reachability error.
+        c(M::POST, "/api/v1/datacenters", Some(json!({"name": "{fresh}", "url": "http://127.0.0.1:9", "token": "0123456789abcdef"})), [401, 422, 403, 403, 403, 403, 403]),
+        c(M::DELETE, "/api/v1/datacenters/{name}", None, [401, 404, 403, 403, 403, 403, 403]),
+        c(M::GET, "/api/v1/teams/{team}/datacenters", None, [401, 200, 200, 200, 200, 200, 404]),
+        c(M::POST, "/api/v1/teams/{team}/datacenters", Some(json!({"datacenter": "local"})), [401, 204, 403, 403, 403, 403, 403]),
+        c(M::GET, "/api/v1/teams/{team}/apps", None, [401, 200, 200, 200, 200, 200, 404]),
+        c(M::POST, "/api/v1/teams/{team}/apps", Some(json!({"name": "{fresh}"})), [401, 201, 201, 201, 403, 403, 404]),
+        c(M::GET, "/api/v1/teams/{team}/apps/{app}", None, [401, 200, 200, 200, 200, 200, 404]),
+        // The app still holds a component: allowed callers get the conflict.
+        c(M::DELETE, "/api/v1/teams/{team}/apps/{app}", None, [401, 409, 409, 409, 403, 403, 404]),
+        c(M::POST, "/api/v1/teams/{team}/apps/{app}/components", Some(json!({"datacenter": "local", "spec": {"name": "{fresh}", "source": {"kind": "image", "image": "nginx:1"}}})), [401, 201, 201, 201, 201, 403, 404]),
+        c(M::GET, "/api/v1/teams/{team}/apps/{app}/components/{name}", None, [401, 200, 200, 200, 200, 200, 404]),
+        c(M::PUT, "/api/v1/teams/{team}/apps/{app}/components/{name}", Some(json!({"name": "web", "source": {"kind": "image", "image": "nginx:2"}})), [401, 200, 200, 200, 200, 403, 404]),
+        c(M::DELETE, "/api/v1/teams/{team}/apps/{app}/components/{name}", None, [401, 202, 202, 202, 202, 403, 404]),
+        c(M::POST, "/api/v1/teams/{team}/apps/{app}/components/{name}/actions", Some(json!({"action": "stop"})), [401, 202, 202, 202, 202, 403, 404]),
+        c(M::GET, "/api/v1/teams/{team}/events", None, [401, 200, 200, 200, 200, 200, 404]),
+        c(M::GET, "/api/v1/teams/{team}/events/{datacenter}/{id}", None, [401, 200, 200, 200, 200, 200, 404]),
+        // A plain GET is no WebSocket handshake: signed-in callers get past authentication to the upgrade check.
+        c(M::GET, "/api/v1/ws", None, [401, 400, 400, 400, 400, 400, 400]),
     ]
 }
 
@@ -78,7 +98,7 @@ struct World {
 
 impl World {
     async fn new(b: Backend) -> World {
-        let c = TestConsole::start(b).await;
+        let c = TestConsole::start_with(b, |cfg| cfg.no_embedded_datacenter = false).await;
         let admin = c.admin().await;
         let mut ids = std::collections::HashMap::new();
         for name in ["owner", "teamadmin", "developer", "viewer", "outsider", "spare"] {
@@ -94,16 +114,25 @@ impl World {
         World { c, clients, owner, spare_id: ids["spare"], foreign_token: token["id"].as_i64().unwrap(), n: Default::default() }
     }
 
-    /// A new team owned by `owner` with one member of each other role, so
-    /// destructive checks never depend on each other.
-    async fn fresh_team(&self) -> String {
+    /// A new team owned by `owner` with one member of each other role, an
+    /// app `shop` and a component `web` in the embedded datacenter, so
+    /// destructive checks never depend on each other. Returns the team and
+    /// the id of the component's create event.
+    async fn fresh_team(&self) -> (String, String) {
         let name = self.fresh("team");
         let console = &self.c.console;
         console.create_team(&self.owner, NewTeam { name: name.clone(), display_name: None }).await.unwrap();
         for (user, role) in [("teamadmin", Role::Admin), ("developer", Role::Developer), ("viewer", Role::Viewer)] {
             console.add_member(&self.owner, &name, NewMember { username: user.into(), role }).await.unwrap();
         }
-        name
+        console.create_app(&self.owner, &name, NewApp { name: "shop".into(), display_name: None }).await.unwrap();
+        let spec: datacenter::api::ComponentSpec =
+            serde_json::from_value(json!({"name": "web", "source": {"kind": "image", "image": "nginx:1"}})).unwrap();
+        let created = console
+            .create_component(&self.owner, &name, "shop", NewComponent { datacenter: "local".into(), spec })
+            .await
+            .unwrap();
+        (name, created.event_id)
     }
 
     fn fresh(&self, prefix: &str) -> String {
@@ -116,12 +145,24 @@ impl World {
         for (i, actor) in ACTORS.iter().enumerate() {
             // Logging out would end the session the next checks need.
             let client = if case.route == "/api/v1/auth/logout" { client() } else { self.clients[i].clone() };
-            let team = self.fresh_team().await;
+            let (team, event) = self.fresh_team().await;
             let path = case
                 .route
                 .replace("{team}", &team)
+                .replace("{app}", "shop")
+                .replace("{datacenter}", "local")
+                .replace("{name}", if case.route.starts_with("/api/v1/datacenters") { "nope" } else { "web" })
                 .replace("{username}", "viewer")
-                .replace("{id}", &if case.route.starts_with("/api/v1/tokens") { self.foreign_token } else { self.spare_id }.to_string());
+                .replace(
+                    "{id}",
+                    &if case.route.starts_with("/api/v1/tokens") {
+                        self.foreign_token.to_string()
+                    } else if case.route.contains("/events/") {
+                        event
+                    } else {
+                        self.spare_id.to_string()
+                    },
+                );
             let body = case.body.as_ref().map(|b| serde_json::from_str::<Value>(&b.to_string().replace("{fresh}", &self.fresh("x"))).unwrap());
             let mut req = client.request(case.method.clone(), self.c.url(&path));
             if let Some(body) = body {

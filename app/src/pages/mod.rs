@@ -1,4 +1,7 @@
 mod account;
+mod app_page;
+mod datacenters;
+mod event;
 mod audit;
 mod dashboard;
 mod login;
@@ -8,6 +11,9 @@ mod tokens;
 mod users;
 
 pub use account::AccountPage;
+pub use app_page::AppPage;
+pub use datacenters::DatacentersPage;
+pub use event::EventPage;
 pub use audit::AuditPage;
 pub use dashboard::DashboardPage;
 pub use login::LoginPage;

@@ -1,4 +1,6 @@
-use crate::api::{get_team_detail, AddMember, ChangeMemberRole, DeleteTeam, RemoveMember};
+use crate::api::{get_team_detail, list_apps, team_datacenters, AddMember, ChangeMemberRole, CreateApp, DeleteTeam, OpenDatacenter, RemoveMember};
+use crate::app::MeResource;
+use crate::components::EmptyState;
 use crate::components::{action_result, format_time, ErrorBox, Loading};
 use crate::model::{Role, TeamDetail};
 use leptos::prelude::*;
@@ -23,11 +25,112 @@ pub fn TeamPage() -> impl IntoView {
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(d) => view! { <TeamView d add change remove delete/> }.into_any(),
+                    Ok(d) => {
+                        let can_manage_apps = d.can_manage_members;
+                        view! {
+                            <TeamApps team=d.team.name.clone() can_create=can_manage_apps/>
+                            <TeamDatacenters team=d.team.name.clone()/>
+                            <TeamView d add change remove delete/>
+                        }.into_any()
+                    }
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
             })}
         </Suspense>
+    }
+}
+
+#[component]
+fn TeamApps(team: String, can_create: bool) -> impl IntoView {
+    let create = ServerAction::<CreateApp>::new();
+    let t = team.clone();
+    let apps = Resource::new(move || create.version().get(), move |_| list_apps(t.clone()));
+    let listed = team.clone();
+    view! {
+        <h2>"Apps"</h2>
+        <Suspense fallback=Loading>
+            {
+                let team = listed;
+                move || {
+                    let team = team.clone();
+                    Suspend::new(async move {
+                        match apps.await {
+                            Ok(list) if list.is_empty() => view! {
+                                <EmptyState title="No apps yet.">"An app groups the components that make up one product."</EmptyState>
+                            }.into_any(),
+                            Ok(list) => view! {
+                                <ul class="team-list apps">
+                                    {list.into_iter().map(|a| view! {
+                                        <li class="card">
+                                            <a href=format!("/teams/{team}/apps/{}", a.name)>{a.display_name.clone()}</a>
+                                            <span class="muted small">{a.components} " components"</span>
+                                        </li>
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any(),
+                            Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        }
+                    })
+                }
+            }
+        </Suspense>
+        {can_create.then(move || view! {
+            <ActionForm action=create attr:class="inline-form new-app">
+                <input type="hidden" name="team" value=team/>
+                <label>"New app" <input name="name" required maxlength="63" placeholder="shop"/></label>
+                <label>"Display name" <input name="display_name" maxlength="100" placeholder="Shop"/></label>
+                <button type="submit" class="primary">"Create app"</button>
+            </ActionForm>
+            {action_result(move || create.value().get(), "App created.")}
+        })}
+    }
+}
+
+#[component]
+fn TeamDatacenters(team: String) -> impl IntoView {
+    let me = expect_context::<MeResource>();
+    let open = ServerAction::<OpenDatacenter>::new();
+    let t = team.clone();
+    let dcs = Resource::new(move || open.version().get(), move |_| team_datacenters(t.clone()));
+    let team = team.clone();
+    view! {
+        <h2>"Datacenters"</h2>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match dcs.await {
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="muted">"This team may not use any datacenter yet; a platform admin can open one for it."</p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <p class="dc-chips">
+                            {list.into_iter().map(|d| view! {
+                                <span class=format!("chip dc-{}", d.state) title=d.state_reason.clone()>{d.name.clone()} " · " {d.state.clone()}</span>
+                            }).collect_view()}
+                        </p>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+        <Suspense fallback=|| ()>
+            {
+                let team = team.clone();
+                move || {
+                    let team = team.clone();
+                    Suspend::new(async move {
+                        let admin = matches!(me.await, Ok(Some(ref m)) if m.is_admin);
+                        admin.then(|| view! {
+                            <ActionForm action=open attr:class="inline-form open-dc">
+                                <input type="hidden" name="team" value=team.clone()/>
+                                <label>"Open a datacenter for this team" <input name="datacenter" required placeholder="datacenter name"/></label>
+                                <button type="submit">"Open"</button>
+                            </ActionForm>
+                        })
+                    })
+                }
+            }
+        </Suspense>
+        {action_result(move || open.value().get(), "The team may now use it.")}
     }
 }
 

@@ -16,14 +16,20 @@
 //! dead worker's claim key is deleted by etcd when its lease runs out, which makes the task
 //! ready again. Every other change compares the claim token, so a worker whose lease ran
 //! out cannot ack or fail a task that is now someone else's.
+//!
+//! Round trips are what limit throughput, so a task costs three writes (enqueue, claim,
+//! ack) and one local read (the claim scan). Claims made within half a second of each
+//! other with the same lease share one etcd lease, granted half a second longer and never
+//! kept alive: a claim lasts between `lease` and `lease` + 1.5 s (whole-second TTLs, etcd
+//! checks expiries every 500 ms), and neither a grant nor a revoke is paid per task.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, GetResponse, KeyValue,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KeyValue,
     PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchFilterType, WatchOptions,
 };
 use serde::{Deserialize, Serialize};
@@ -44,6 +50,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 const SCAN_WINDOW: i64 = 64;
 /// Candidates tried from one scan before scanning again.
 const CANDIDATES_PER_SCAN: usize = 8;
+/// Claims this close together (with the same lease) share one etcd lease.
+const LEASE_SHARING: Duration = Duration::from_millis(500);
 
 /// The etcd-backed [`TaskQueue`]. Cheap to clone; clones share the connection and watcher.
 #[derive(Clone)]
@@ -70,6 +78,13 @@ struct Shared {
     /// broken connection only the first replaces it.
     conn: Mutex<(u64, Client)>,
     wakers: Wakers,
+    /// Shared leases by TTL: (lease id, when it was asked for).
+    leases: Mutex<HashMap<i64, (i64, Instant)>>,
+    /// Tasks (`topic/id`) this process is claiming or holds, and until when: its other
+    /// claimers skip them rather than lose a compare-and-swap in etcd, which costs a write
+    /// all the same. A scan can predate a claim's commit, so the claims in etcd alone are
+    /// not enough to tell.
+    local: Mutex<HashMap<String, Instant>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +131,8 @@ impl EtcdQueue {
             opts,
             conn: Mutex::new((0, client)),
             wakers: Wakers::default(),
+            leases: Mutex::default(),
+            local: Mutex::default(),
         });
         // A wrong address should fail here, not at the first enqueue.
         let probe = format!("{}/", shared.prefix);
@@ -165,9 +182,53 @@ fn is_transient(e: &etcd_client::Error) -> bool {
     }
 }
 
-/// etcd lease TTLs are whole seconds; round up so a claim never ends early.
+/// etcd lease TTLs are whole seconds; round up so a claim never ends early, even on a
+/// shared lease asked for up to `LEASE_SHARING` before the claim.
 fn ttl_secs(lease: Duration) -> i64 {
-    (lease.as_millis().div_ceil(1000) as i64).max(1)
+    ((lease + LEASE_SHARING).as_millis().div_ceil(1000) as i64).max(1)
+}
+
+fn is_lease_not_found(e: &QueueError) -> bool {
+    match e {
+        QueueError::Etcd(etcd_client::Error::GRpcStatus(s)) => {
+            s.code() == tonic::Code::NotFound && s.message().contains("lease")
+        }
+        _ => false,
+    }
+}
+
+/// After an ack or fail, however it ends, the task is no longer this process's to skip.
+struct Released<'a>(&'a Shared, &'a Claimed);
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        let key = format!("{}/{}", self.1.topic, self.1.id);
+        self.0.local.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
+}
+
+/// Marks a task as taken by this process while a claim attempt runs; released however the
+/// attempt ends (including cancellation) unless the claim succeeded.
+struct Reservation<'a> {
+    local: &'a Mutex<HashMap<String, Instant>>,
+    key: String,
+    claimed: bool,
+}
+
+impl Reservation<'_> {
+    /// The claim went through: keep other claimers away until its lease ends.
+    fn hold_until(mut self, until: Instant) {
+        self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(std::mem::take(&mut self.key), until);
+        self.claimed = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.claimed {
+            self.local.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        }
+    }
 }
 
 impl Shared {
@@ -238,6 +299,7 @@ impl Shared {
     }
 
     async fn txn_tracked(&self, what: &'static str, txn: Txn) -> Result<(TxnResponse, bool), QueueError> {
+        DBG.count(what);
         self.call_tracked(what, |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
@@ -257,23 +319,42 @@ impl Shared {
         format!("{}/{kind}/{topic}/", self.prefix)
     }
 
-    async fn grant(&self, lease: Duration) -> Result<i64, QueueError> {
+    /// An etcd lease that outlives `lease` from now: a recent shared one, or a new one.
+    async fn lease_for(&self, lease: Duration) -> Result<i64, QueueError> {
         let ttl = ttl_secs(lease);
+        if let Some(&(id, asked)) = self.leases.lock().unwrap_or_else(|e| e.into_inner()).get(&ttl) {
+            if asked.elapsed() < LEASE_SHARING {
+                return Ok(id);
+            }
+        }
+        // Timed from before the request, so the lease surely ends no earlier than we think.
+        let asked = Instant::now();
         let resp = self.call("lease grant", |mut c| async move { c.lease_grant(ttl, None).await }).await?;
+        self.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(ttl, (resp.id(), asked));
         Ok(resp.id())
     }
 
-    /// Leases expire by themselves; revoking early just frees etcd's memory sooner, so it
-    /// is not worth making the caller wait for.
-    fn revoke_later(&self, lease: i64) {
-        if lease == 0 {
-            return;
-        }
-        let (_, mut client) = self.client();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, client.lease_revoke(lease)).await;
-        });
+    /// A shared lease etcd no longer knows (say it was lost with a restored snapshot).
+    fn forget_lease(&self, id: i64) {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (lease, _)| *lease != id);
     }
+
+    fn reserve(&self, topic: &str, id: &str) -> Option<Reservation<'_>> {
+        let key = format!("{topic}/{id}");
+        let now = Instant::now();
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        if local.len() > 4096 {
+            // Claims whose holder never acked (it died): their leases have run out.
+            local.retain(|_, until| *until > now);
+        }
+        if local.get(&key).is_some_and(|until| *until > now) {
+            return None;
+        }
+        local.insert(key.clone(), now + REQUEST_TIMEOUT + self.opts.backend_timeout);
+        Some(Reservation { local: &self.local, key, claimed: false })
+    }
+
+
 
     async fn try_claim(&self, topic: &str, worker: &str, lease: Duration) -> Result<Attempt, QueueError> {
         let tasks_dir = self.dir("t", topic);
@@ -282,11 +363,16 @@ impl Shared {
         let candidates = loop {
             // Both ranges in one read transaction: one consistent snapshot.
             let snapshot = Txn::new().and_then([
+                // Serializable: answered by the local member without a consensus round. A
+                // stale answer only costs a failed compare-and-swap below.
                 TxnOp::get(
                     tasks_dir.clone(),
-                    Some(GetOptions::new().with_prefix().with_keys_only().with_limit(window)),
+                    Some(GetOptions::new().with_prefix().with_keys_only().with_limit(window).with_serializable()),
                 ),
-                TxnOp::get(claims_dir.clone(), Some(GetOptions::new().with_prefix().with_keys_only())),
+                TxnOp::get(
+                    claims_dir.clone(),
+                    Some(GetOptions::new().with_prefix().with_keys_only().with_serializable()),
+                ),
             ]);
             let resp = self.txn("claim scan", snapshot).await?;
             let mut gets = gets(&resp);
@@ -312,8 +398,16 @@ impl Shared {
             return Ok(Attempt::Empty { retry_in: None });
         }
 
-        let lease_id = self.grant(lease).await?;
-        for id in candidates.iter().take(CANDIDATES_PER_SCAN) {
+        let lease_id = self.lease_for(lease).await?;
+        let mut tried = 0;
+        for id in &candidates {
+            if tried == CANDIDATES_PER_SCAN {
+                break;
+            }
+            let Some(reservation) = self.reserve(topic, id) else {
+                continue; // a claimer of this process is on it
+            };
+            tried += 1;
             let token = new_token();
             let (t, c, a) = (self.key("t", topic, id), self.key("c", topic, id), self.key("a", topic, id));
             let txn = Txn::new()
@@ -328,7 +422,14 @@ impl Shared {
                     TxnOp::get(a.clone(), None),
                 ])
                 .or_else([TxnOp::get(c.clone(), None)]);
-            let (resp, retried) = self.txn_tracked("claim", txn).await?;
+            let (resp, retried) = match self.txn_tracked("claim", txn).await {
+                Err(e) if is_lease_not_found(&e) => {
+                    self.forget_lease(lease_id);
+                    return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                }
+                other => other?,
+            };
+            if !resp.succeeded() { DBG.count("claim-cas-fail"); }
             let (task, attempts) = if resp.succeeded() {
                 let mut gets = gets(&resp);
                 (first(gets.remove(0)), first(gets.remove(0)))
@@ -367,12 +468,11 @@ impl Shared {
                     self.opts.max_attempts
                 );
                 self.bury(&claimed, attempt - 1, &reason).await?;
-                // The burial revoked our lease with the claim key: scan again with a new one.
-                return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                continue;
             }
+            reservation.hold_until(Instant::now() + lease);
             return Ok(Attempt::Claimed(claimed));
         }
-        self.revoke_later(lease_id);
         // Others took our candidates; there may be more behind them.
         Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) })
     }
@@ -394,7 +494,7 @@ impl Shared {
             TxnOp::put(self.key("x", topic, &task.id), serde_json::to_vec(&dead)?, None),
             TxnOp::delete(t.clone(), None),
             TxnOp::delete(self.key("a", topic, &task.id), None),
-            TxnOp::delete(c.clone(), Some(DeleteOptions::new().with_prev_key())),
+            TxnOp::delete(c.clone(), None),
         ];
         if let Some(key) = &task.dedupe_key {
             ops.push(TxnOp::delete(self.key("k", topic, key), None));
@@ -405,7 +505,6 @@ impl Shared {
             .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
         let (resp, retried) = self.txn_tracked("dead-letter", txn).await?;
         if resp.succeeded() {
-            self.revoke_later(released_lease(&resp));
             return Ok(true);
         }
         // A retry that finds the task gone: our first try did it.
@@ -479,18 +578,6 @@ fn first(mut get: GetResponse) -> Option<KeyValue> {
     } else {
         Some(kvs.swap_remove(0))
     }
-}
-
-/// The lease of the claim key a transaction deleted (with `prev_key`), to revoke it.
-fn released_lease(resp: &TxnResponse) -> i64 {
-    resp.op_responses()
-        .into_iter()
-        .filter_map(|op| match op {
-            TxnOpResponse::Delete(del) => del.prev_kvs().iter().map(|kv| kv.lease()).find(|&l| l != 0),
-            _ => None,
-        })
-        .next()
-        .unwrap_or(0)
 }
 
 #[async_trait::async_trait]
@@ -575,38 +662,38 @@ impl TaskQueue for EtcdQueue {
     async fn renew(&self, task: &Claimed, lease: Duration) -> Result<(), QueueError> {
         check_lease(lease)?;
         let s = self.shared();
-        // A fresh lease rather than a keep-alive: the new duration may differ from the old.
-        let lease_id = s.grant(lease).await?;
+        // Moving the claim key to a later lease rather than keeping its lease alive: that
+        // lease is shared with other claims, which must not be extended along with ours.
+        let lease_id = s.lease_for(lease).await?;
         let c = s.key("c", &task.topic, &task.id);
         let txn = Txn::new()
             .when([Compare::value(c.clone(), CompareOp::Equal, task.token.clone())])
-            .and_then([TxnOp::put(
-                c,
-                task.token.clone(),
-                Some(PutOptions::new().with_lease(lease_id).with_prev_key()),
-            )]);
-        let resp = s.txn("renew", txn).await?;
+            .and_then([TxnOp::put(c, task.token.clone(), Some(PutOptions::new().with_lease(lease_id)))]);
+        let resp = match s.txn("renew", txn).await {
+            Err(e) if is_lease_not_found(&e) => {
+                s.forget_lease(lease_id);
+                return Err(e);
+            }
+            other => other?,
+        };
         if !resp.succeeded() {
-            s.revoke_later(lease_id);
             return Err(QueueError::LeaseLost { id: task.id.clone() });
         }
-        let old = resp.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Put(put) => put.prev_key().map(|kv| kv.lease()),
-            _ => None,
-        });
-        if let Some(old) = old.filter(|&old| old != lease_id) {
-            s.revoke_later(old);
-        }
+        s.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{}/{}", task.topic, task.id), Instant::now() + lease);
         Ok(())
     }
 
     async fn ack(&self, task: &Claimed) -> Result<(), QueueError> {
         let s = self.shared();
+        let _released = Released(s, task);
         let (t, c) = (s.key("t", &task.topic, &task.id), s.key("c", &task.topic, &task.id));
         let mut ops = vec![
             TxnOp::delete(t.clone(), None),
             TxnOp::delete(s.key("a", &task.topic, &task.id), None),
-            TxnOp::delete(c.clone(), Some(DeleteOptions::new().with_prev_key())),
+            TxnOp::delete(c.clone(), None),
         ];
         if let Some(key) = &task.dedupe_key {
             ops.push(TxnOp::delete(s.key("k", &task.topic, key), None));
@@ -617,7 +704,6 @@ impl TaskQueue for EtcdQueue {
             .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
         let (resp, retried) = s.txn_tracked("ack", txn).await?;
         if resp.succeeded() {
-            s.revoke_later(released_lease(&resp));
             return Ok(());
         }
         // After a lost answer, a task that is gone was removed by our first try.
@@ -629,6 +715,7 @@ impl TaskQueue for EtcdQueue {
 
     async fn fail(&self, task: &Claimed, reason: &str) -> Result<(), QueueError> {
         let s = self.shared();
+        let _released = Released(s, task);
         if task.attempt >= s.opts.max_attempts {
             if s.bury(task, task.attempt, reason).await? {
                 tracing::warn!(topic = %task.topic, id = %task.id, attempts = task.attempt, reason, "task dead-lettered");
@@ -641,10 +728,9 @@ impl TaskQueue for EtcdQueue {
         let c = s.key("c", &task.topic, &task.id);
         let txn = Txn::new()
             .when([Compare::value(c.clone(), CompareOp::Equal, task.token.clone())])
-            .and_then([TxnOp::delete(c, Some(DeleteOptions::new().with_prev_key()))]);
+            .and_then([TxnOp::delete(c, None)]);
         let (resp, retried) = s.txn_tracked("fail", txn).await?;
         if resp.succeeded() {
-            s.revoke_later(released_lease(&resp));
             return Ok(());
         }
         if retried {
@@ -699,4 +785,11 @@ impl TaskQueue for EtcdQueue {
         let (tasks, claims, dead) = (counts[0], counts[1], counts[2]);
         Ok(QueueDepth { ready: tasks.saturating_sub(claims), in_flight: claims, dead })
     }
+}
+
+pub struct Dbg(Mutex<Option<HashMap<&'static str, (u64, Duration)>>>);
+pub static DBG: Dbg = Dbg(Mutex::new(None));
+impl Dbg {
+    fn count(&self, what: &'static str) { let mut m = self.0.lock().unwrap(); m.get_or_insert_with(HashMap::new).entry(what).or_default().0 += 1; }
+    pub fn dump(&self) { eprintln!("{:?}", self.0.lock().unwrap()); }
 }

@@ -65,8 +65,12 @@ fn free_port() -> Result<u16, RuntimeError> {
 }
 
 fn spawn_child(cmd: &str, dir: &PathBuf, env: &[(String, String)], port: u16) -> std::io::Result<Child> {
+    // A simple command replaces the shell, so the replica is the process we
+    // supervise and signal (and the one the parent-death signal reaches).
+    let simple = !cmd.contains([';', '&', '|', '\n', '(', ')', '`', '<', '>']);
+    let line = if simple { format!("exec {cmd}") } else { cmd.to_string() };
     let mut c = Command::new("sh");
-    c.arg("-c").arg(cmd).current_dir(dir).env_clear().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    c.arg("-c").arg(line).current_dir(dir).env_clear().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     c.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
     c.env("HOME", dir);
     for (k, v) in env {
@@ -76,6 +80,19 @@ fn spawn_child(cmd: &str, dir: &PathBuf, env: &[(String, String)], port: u16) ->
     c.kill_on_drop(true);
     #[cfg(unix)]
     c.process_group(0);
+    // If the datacenter dies (even by SIGKILL), its replicas die with it
+    // instead of lingering as orphans; the reconciler restarts them.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        c.pre_exec(|| {
+            extern "C" {
+                fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+            }
+            const PR_SET_PDEATHSIG: i32 = 1;
+            prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0);
+            Ok(())
+        });
+    }
     c.spawn()
 }
 

@@ -126,4 +126,69 @@ impl Console for ConsolePort {
         let actor = self.actor(req).await?;
         Ok(self.0.audit_entries(&actor, query).await?)
     }
+
+    async fn list_datacenters(&self, req: &Parts) -> Result<Vec<Datacenter>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.list_datacenters(&actor).await?)
+    }
+
+    async fn add_datacenter(&self, req: &Parts, new: NewDatacenter) -> Result<Datacenter, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.add_datacenter(&actor, new).await?)
+    }
+
+    async fn remove_datacenter(&self, req: &Parts, name: &str, force: bool) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.remove_datacenter(&actor, name, force).await?)
+    }
+
+    async fn team_datacenters(&self, req: &Parts, team: &str) -> Result<Vec<Datacenter>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.team_datacenters(&actor, team).await?)
+    }
+
+    async fn open_datacenter(&self, req: &Parts, team: &str, datacenter: &str) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.open_datacenter(&actor, team, datacenter).await?)
+    }
+
+    async fn list_apps(&self, req: &Parts, team: &str) -> Result<Vec<App>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.list_apps(&actor, team).await?)
+    }
+
+    async fn create_app(&self, req: &Parts, team: &str, app: NewApp) -> Result<App, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.create_app(&actor, team, app).await?)
+    }
+
+    async fn app_detail(&self, req: &Parts, team: &str, app: &str) -> Result<AppDetail, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.app_detail(&actor, team, app).await?)
+    }
+
+    async fn create_component(&self, req: &Parts, team: &str, app: &str, new: NewComponent) -> Result<EventRef, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.create_component(&actor, team, app, new).await?)
+    }
+
+    async fn act_on_component(&self, req: &Parts, team: &str, app: &str, name: &str, action: ComponentAction) -> Result<EventRef, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.act_on_component(&actor, team, app, name, action).await?)
+    }
+
+    async fn delete_component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<EventRef, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.delete_component(&actor, team, app, name).await?)
+    }
+
+    async fn team_events(&self, req: &Parts, team: &str, app: Option<String>) -> Result<Vec<PlacedEvent>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.team_events(&actor, team, app, None).await?)
+    }
+
+    async fn team_event(&self, req: &Parts, team: &str, datacenter: &str, id: &str) -> Result<datacenter::api::EventWithLines, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.team_event(&actor, team, datacenter, id).await?)
+    }
 }

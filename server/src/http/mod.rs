@@ -6,6 +6,7 @@ pub mod forms;
 pub mod guard;
 pub mod metrics;
 pub mod rest;
+pub mod ws;
 
 use crate::console::port::ConsolePort;
 use crate::console::ConsoleService;

@@ -84,6 +84,8 @@ impl From<QueryRejection> for Error {
         (name = "teams", description = "Teams and their members"),
         (name = "tokens", description = "Personal API tokens"),
         (name = "audit", description = "The audit log"),
+        (name = "datacenters", description = "Datacenters and which teams may use them"),
+        (name = "apps", description = "Apps, their components and operations"),
     )
 )]
 struct ApiDoc;
@@ -115,6 +117,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(audit))
+        .routes(routes!(list_datacenters, add_datacenter))
+        .routes(routes!(remove_datacenter))
+        .routes(routes!(list_team_datacenters, open_team_datacenter))
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(get_app, delete_app))
+        .routes(routes!(create_component))
+        .routes(routes!(get_component, update_component, delete_component))
+        .routes(routes!(act_on_component))
+        .routes(routes!(list_events))
+        .routes(routes!(get_event))
+        .routes(routes!(super::ws::hub))
 }
 
 /// Ready when the console store answers.
@@ -252,4 +265,142 @@ async fn revoke_token(State(state): State<AppState>, actor: Actor, Path(id): Pat
 async fn audit(State(state): State<AppState>, actor: Actor, query: Result<Query<AuditQuery>, QueryRejection>) -> ApiResult<Json<Vec<AuditEntry>>> {
     let Query(query) = query?;
     Ok(Json(state.console.audit_entries(&actor, query).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/datacenters", tag = "datacenters", responses((status = 200, body = Vec<Datacenter>)))]
+async fn list_datacenters(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Datacenter>>> {
+    Ok(Json(state.console.list_datacenters(&actor).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/datacenters", tag = "datacenters", request_body = NewDatacenter,
+    responses((status = 201, body = Datacenter), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "Invalid, or the datacenter cannot be reached with that token")))]
+async fn add_datacenter(State(state): State<AppState>, actor: Actor, Body(new): Body<NewDatacenter>) -> ApiResult<(StatusCode, Json<Datacenter>)> {
+    Ok((StatusCode::CREATED, Json(state.console.add_datacenter(&actor, new).await?)))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ForceParam {
+    /// Remove even though components live there (the datacenter is gone for good).
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(delete, path = "/api/v1/datacenters/{name}", tag = "datacenters", params(("name" = String, Path), ForceParam),
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_datacenter(State(state): State<AppState>, actor: Actor, Path(name): Path<String>, Query(f): Query<ForceParam>) -> ApiResult<StatusCode> {
+    state.console.remove_datacenter(&actor, &name, f.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters", tag = "datacenters", params(("team" = String, Path)),
+    responses((status = 200, body = Vec<Datacenter>), (status = 404, body = ErrorBody)))]
+async fn list_team_datacenters(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<Vec<Datacenter>>> {
+    Ok(Json(state.console.team_datacenters(&actor, &team).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters", tag = "datacenters", params(("team" = String, Path)), request_body = OpenDatacenter,
+    responses((status = 204, description = "The team may now use it"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn open_team_datacenter(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Body(open): Body<OpenDatacenter>) -> ApiResult<StatusCode> {
+    state.console.open_datacenter(&actor, &team, &open.datacenter).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps", tag = "apps", params(("team" = String, Path)),
+    responses((status = 200, body = Vec<App>), (status = 404, body = ErrorBody)))]
+async fn list_apps(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<Vec<App>>> {
+    Ok(Json(state.console.list_apps(&actor, &team).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/apps", tag = "apps", params(("team" = String, Path)), request_body = NewApp,
+    responses((status = 201, body = App), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_app(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Body(new): Body<NewApp>) -> ApiResult<(StatusCode, Json<App>)> {
+    Ok((StatusCode::CREATED, Json(state.console.create_app(&actor, &team, new).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}", tag = "apps", params(("team" = String, Path), ("app" = String, Path)),
+    responses((status = 200, body = AppDetail), (status = 404, body = ErrorBody)))]
+async fn get_app(State(state): State<AppState>, actor: Actor, Path((team, app)): Path<(String, String)>) -> ApiResult<Json<AppDetail>> {
+    Ok(Json(state.console.app_detail(&actor, &team, &app).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/apps/{app}", tag = "apps", params(("team" = String, Path), ("app" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "It still has components")))]
+async fn delete_app(State(state): State<AppState>, actor: Actor, Path((team, app)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    state.console.delete_app(&actor, &team, &app).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/apps/{app}/components", tag = "apps", params(("team" = String, Path), ("app" = String, Path)),
+    request_body = NewComponent,
+    responses((status = 201, body = EventRef, description = "Created; follow the event"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 502, body = ErrorBody, description = "The datacenter cannot be reached")))]
+async fn create_component(State(state): State<AppState>, actor: Actor, Path((team, app)): Path<(String, String)>, Body(new): Body<NewComponent>) -> ApiResult<(StatusCode, Json<EventRef>)> {
+    Ok((StatusCode::CREATED, Json(state.console.create_component(&actor, &team, &app, new).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}/components/{name}", tag = "apps",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = PlacedComponent), (status = 404, body = ErrorBody)))]
+async fn get_component(State(state): State<AppState>, actor: Actor, Path((team, app, name)): Path<(String, String, String)>) -> ApiResult<Json<PlacedComponent>> {
+    Ok(Json(state.console.component(&actor, &team, &app, &name).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{team}/apps/{app}/components/{name}", tag = "apps",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)), request_body = datacenter::api::ComponentSpec,
+    responses((status = 200, body = EventRef), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_component(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+    Body(spec): Body<datacenter::api::ComponentSpec>,
+) -> ApiResult<Json<EventRef>> {
+    if spec.name != name {
+        return Err(Error::Invalid("A component cannot be renamed.".into()));
+    }
+    Ok(Json(state.console.update_component(&actor, &team, &app, spec).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/apps/{app}/components/{name}", tag = "apps",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 202, body = EventRef, description = "Deletion queued; follow the event"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_component(State(state): State<AppState>, actor: Actor, Path((team, app, name)): Path<(String, String, String)>) -> ApiResult<(StatusCode, Json<EventRef>)> {
+    Ok((StatusCode::ACCEPTED, Json(state.console.delete_component(&actor, &team, &app, &name).await?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/actions", tag = "apps",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)), request_body = ComponentAction,
+    responses((status = 202, body = EventRef, description = "Queued; follow the event"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn act_on_component(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+    Body(action): Body<ComponentAction>,
+) -> ApiResult<(StatusCode, Json<EventRef>)> {
+    Ok((StatusCode::ACCEPTED, Json(state.console.act_on_component(&actor, &team, &app, &name, action).await?)))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventFilter {
+    app: Option<String>,
+    component: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/events", tag = "apps", params(("team" = String, Path), EventFilter),
+    responses((status = 200, body = Vec<PlacedEvent>), (status = 404, body = ErrorBody)))]
+async fn list_events(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Query(f): Query<EventFilter>) -> ApiResult<Json<Vec<PlacedEvent>>> {
+    Ok(Json(state.console.team_events(&actor, &team, f.app, f.component).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/events/{datacenter}/{id}", tag = "apps",
+    params(("team" = String, Path), ("datacenter" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = datacenter::api::EventWithLines), (status = 404, body = ErrorBody)))]
+async fn get_event(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<datacenter::api::EventWithLines>> {
+    Ok(Json(state.console.team_event(&actor, &team, &dc, &id).await?))
 }

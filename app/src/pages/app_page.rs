@@ -1,0 +1,178 @@
+use crate::api::{get_app_detail, team_events, CreateComponent, OperateComponent};
+use crate::components::{action_result, format_time, EmptyState, ErrorBox, Loading};
+use crate::model::{AppDetail, PlacedComponent, PlacedEvent};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn AppPage() -> impl IntoView {
+    let params = use_params_map();
+    let team = move || params.read().get("team").unwrap_or_default();
+    let app = move || params.read().get("app").unwrap_or_default();
+    let create = ServerAction::<CreateComponent>::new();
+    let act = ServerAction::<OperateComponent>::new();
+    let tick = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = leptos::prelude::set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3));
+        on_cleanup(move || {
+            if let Ok(h) = handle {
+                h.clear()
+            }
+        });
+    }
+    let detail = Resource::new(
+        move || (team(), app(), create.version().get(), act.version().get(), tick.get()),
+        |(team, app, ..)| get_app_detail(team, app),
+    );
+    let events = Resource::new(
+        move || (team(), app(), create.version().get(), act.version().get(), tick.get()),
+        |(team, app, ..)| team_events(team, Some(app)),
+    );
+    view! {
+        <Title text=move || format!("{} · Apps · Cloudport", app())/>
+        <p class="crumbs"><a href="/teams">"Teams"</a>" / "<a href=move || format!("/teams/{}", team())>{team}</a>" / "{app}</p>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(d) => view! { <AppView d create act/> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+        {action_result(move || act.value().get(), "Queued: follow it in the events below.")}
+        <h2>"Events"</h2>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match events.await {
+                    Ok(list) if list.is_empty() => view! { <EmptyState title="No events yet.">"Every operation on a component appears here with its log."</EmptyState> }.into_any(),
+                    Ok(list) => view! { <EventTable team=team() list/> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn AppView(d: AppDetail, create: ServerAction<CreateComponent>, act: ServerAction<OperateComponent>) -> impl IntoView {
+    let team = d.app.team.clone();
+    let app = d.app.name.clone();
+    let can_change = d.can_change;
+    view! {
+        <h1>{d.app.display_name.clone()} " " <span class="muted small">"(" {app.clone()} ")"</span></h1>
+        {(!d.unreachable.is_empty()).then(|| view! {
+            <div class="alert error" role="alert">
+                "Not answering: " {d.unreachable.join(", ")} ". Components there are not listed until they answer again."
+            </div>
+        })}
+        <h2>"Components"</h2>
+        {if d.components.is_empty() {
+            view! { <EmptyState title="No components yet.">"A component is one deployable part of the app: a web service, a worker, a database."</EmptyState> }.into_any()
+        } else {
+            view! {
+                <table class="grid components">
+                    <thead><tr><th>"Component"</th><th>"Datacenter"</th><th>"Status"</th><th>"Replicas"</th><th>"Source"</th>{can_change.then(|| view! { <th>"Actions"</th> })}</tr></thead>
+                    <tbody>
+                        {d.components.into_iter().map(|p| view! { <ComponentRow p team=team.clone() app=app.clone() can_change act/> }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+        {can_change.then(|| {
+            let (team, app) = (team.clone(), app.clone());
+            let datacenters = d.datacenters.clone();
+            view! {
+                <section class="card form-card">
+                    <h2>"Add a component"</h2>
+                    <ActionForm action=create attr:class="inline-form">
+                        <input type="hidden" name="team" value=team/>
+                        <input type="hidden" name="app" value=app/>
+                        <label>"Name" <input name="name" required maxlength="63" placeholder="web"/></label>
+                        <label>"Datacenter"
+                            <select name="datacenter">
+                                {datacenters.into_iter().map(|dc| view! { <option value=dc.clone()>{dc.clone()}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <label>"Source"
+                            <select name="source_kind">
+                                <option value="upload">"upload / command"</option>
+                                <option value="git">"git repository"</option>
+                                <option value="image">"container image"</option>
+                            </select>
+                        </label>
+                        <label>"Git URL or image" <input name="source" placeholder="https://… or nginx:1.27"/></label>
+                        <label>"Run command" <input name="run_command" placeholder="python3 -m http.server $PORT"/></label>
+                        <label>"Port" <input name="port" inputmode="numeric" size="6" placeholder="8080"/></label>
+                        <label>"Replicas" <input name="replicas" inputmode="numeric" size="4" value="1"/></label>
+                        <button type="submit" class="primary">"Add component"</button>
+                    </ActionForm>
+                    {action_result(move || create.value().get(), "Component created: see its event below.")}
+                </section>
+            }
+        })}
+    }
+}
+
+#[component]
+fn ComponentRow(p: PlacedComponent, team: String, app: String, can_change: bool, act: ServerAction<OperateComponent>) -> impl IntoView {
+    let c = p.component;
+    let source = match &c.source {
+        datacenter::api::Source::Git { url, .. } => url.clone(),
+        datacenter::api::Source::Image { image } => image.clone(),
+        datacenter::api::Source::Dockerfile { url, .. } => format!("Dockerfile from {url}"),
+        datacenter::api::Source::Upload => c.build.run_command.clone().map(|r| format!("$ {r}")).unwrap_or_else(|| "upload".into()),
+    };
+    let name = c.name.clone();
+    view! {
+        <tr data-component=c.name.clone()>
+            <td><strong>{c.name.clone()}</strong></td>
+            <td>{p.datacenter.clone()}</td>
+            <td><span class=format!("status status-{}", c.status.as_str())>{c.status.as_str().replace('_', " ")}</span></td>
+            <td>{c.replicas}</td>
+            <td class="detail"><code>{source}</code></td>
+            {can_change.then(|| view! {
+                <td class="row-actions">
+                    {["start", "stop", "restart", "delete"].into_iter().map(|action| {
+                        let (team, app, name) = (team.clone(), app.clone(), name.clone());
+                        view! {
+                            <ActionForm action=act attr:class="inline-form compact">
+                                <input type="hidden" name="team" value=team/>
+                                <input type="hidden" name="app" value=app/>
+                                <input type="hidden" name="name" value=name/>
+                                <input type="hidden" name="action" value=action/>
+                                <button type="submit" class=if action == "delete" { "danger" } else { "" }>{action}</button>
+                            </ActionForm>
+                        }
+                    }).collect_view()}
+                </td>
+            })}
+        </tr>
+    }
+}
+
+#[component]
+pub fn EventTable(team: String, list: Vec<PlacedEvent>) -> impl IntoView {
+    view! {
+        <table class="grid events">
+            <thead><tr><th>"When"</th><th>"Operation"</th><th>"Component"</th><th>"By"</th><th>"Status"</th><th>"Result"</th></tr></thead>
+            <tbody>
+                {list.into_iter().map(|p| {
+                    let e = p.event;
+                    let href = format!("/teams/{team}/events/{}/{}", p.datacenter, e.id);
+                    view! {
+                        <tr>
+                            <td class="nowrap"><a href=href>{format_time(e.created_at)}</a></td>
+                            <td><code>{e.action.as_str()}</code></td>
+                            <td>{format!("{}/{}", e.app, e.component)}</td>
+                            <td>{e.actor.clone()}</td>
+                            <td><span class=format!("result event-{}", e.status.as_str())>{e.status.as_str()}</span></td>
+                            <td class="detail">{e.message.clone()}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,132 @@
+use crate::api::team_event;
+use crate::components::{format_time, ErrorBox, Loading};
+use datacenter::api::{Level, LogLine};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn EventPage() -> impl IntoView {
+    let params = use_params_map();
+    let p = move |k: &str| params.read().get(k).unwrap_or_default();
+    let event = Resource::new(move || (p("team"), p("datacenter"), p("id")), |(t, d, i)| team_event(t, d, i));
+    view! {
+        <Title text="Event · Cloudport"/>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match event.await {
+                    Ok(ev) => {
+                        let team = p("team");
+                        let dc = p("datacenter");
+                        let e = ev.event.clone();
+                        view! {
+                            <p class="crumbs">
+                                <a href=format!("/teams/{team}")>{team.clone()}</a>" / "
+                                <a href=format!("/teams/{team}/apps/{}", e.app)>{e.app.clone()}</a>" / "{e.component.clone()}
+                            </p>
+                            <h1><code>{e.action.as_str()}</code> " " {e.component.clone()}</h1>
+                            <p class="muted">"By " {e.actor.clone()} " on " {format_time(e.created_at)} " in datacenter " {dc.clone()}</p>
+                            <LiveLog team dc event=e.id.clone() initial=ev.lines status=e.status.as_str().to_string()/>
+                        }.into_any()
+                    }
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// An event's log: the stored lines at once, then live lines over the
+/// console's WebSocket until the event closes.
+#[component]
+fn LiveLog(team: String, dc: String, event: String, initial: Vec<LogLine>, status: String) -> impl IntoView {
+    let lines = RwSignal::new(initial);
+    let status = RwSignal::new(status);
+    let skipped = RwSignal::new(0u64);
+    let problem = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    live::connect(team, dc, event, lines, status, skipped, problem);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (team, dc, event);
+    view! {
+        <div class="log-head">
+            <span class=move || format!("result event-{}", status.get())>{move || status.get()}</span>
+            {move || (skipped.get() > 0).then(|| view! { <span class="muted">{format!("{} lines skipped (too fast to show)", skipped.get())}</span> })}
+            {move || problem.get().map(|p| view! { <span class="error-text">{p}</span> })}
+        </div>
+        <div class="log" role="log" aria-live="polite">
+            {move || lines.get().into_iter().map(|l| {
+                let level = match l.level { Level::Debug => "debug", Level::Info => "info", Level::Warn => "warn", Level::Error => "error" };
+                view! {
+                    <div class=format!("line level-{level}")>
+                        <span class="seq">{l.seq}</span>
+                        <span class="step">{l.step.clone()}</span>
+                        <span class="msg">{l.message.clone()}</span>
+                    </div>
+                }
+            }).collect_view()}
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod live {
+    /// Lines kept on screen; older ones scroll away so a chatty log cannot freeze the page.
+    const MAX_LINES: usize = 2000;
+    use datacenter::api::{LogLine, StreamMessage};
+    use leptos::prelude::*;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+
+    pub fn connect(
+        team: String,
+        dc: String,
+        event: String,
+        lines: RwSignal<Vec<LogLine>>,
+        status: RwSignal<String>,
+        skipped: RwSignal<u64>,
+        problem: RwSignal<Option<String>>,
+    ) {
+        if matches!(status.get_untracked().as_str(), "succeeded" | "failed") {
+            return;
+        }
+        let Some(window) = web_sys::window() else { return };
+        let loc = window.location();
+        let proto = if loc.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+        let url = format!("{proto}://{}/api/v1/ws", loc.host().unwrap_or_default());
+        let Ok(ws) = web_sys::WebSocket::new(&url) else {
+            problem.set(Some("live updates unavailable".into()));
+            return;
+        };
+        let sub = serde_json::json!({"op": "subscribe", "team": team, "datacenter": dc, "event": event}).to_string();
+        let opened = ws.clone();
+        let onopen = Closure::<dyn FnMut()>::new(move || {
+            let _ = opened.send_with_str(&sub);
+        });
+        ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+        onopen.forget();
+        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+            let Some(text) = e.data().as_string() else { return };
+            match serde_json::from_str::<StreamMessage>(&text) {
+                Ok(StreamMessage::Line { line, .. }) => lines.update(|v| {
+                    if v.last().is_none_or(|l| line.seq > l.seq) {
+                        v.push(line);
+                        if v.len() > MAX_LINES {
+                            let extra = v.len() - MAX_LINES;
+                            v.drain(..extra);
+                        }
+                    }
+                }),
+                Ok(StreamMessage::Skipped { count, .. }) => skipped.update(|s| *s += count),
+                Ok(StreamMessage::Closed { status: s, .. }) => status.set(s),
+                Ok(StreamMessage::Error { message, .. }) => problem.set(Some(message)),
+                Err(_) => {}
+            }
+        });
+        ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        onmessage.forget();
+        on_cleanup(move || {
+            let _ = ws.close();
+        });
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Task queue benchmark: both backends in the same run, on this machine.
+# Starts its own etcd on loopback (temp data dir, free ports), runs the
+# queue_bench example against the embedded (SQLite) queue and against etcd,
+# and prints a Markdown table for docs/queue.md, with each figure as a ratio
+# of its goal and etcd's throughput as a ratio of the embedded anchor.
+#
+#   bench/queue.sh                      (defaults: 5000 tasks, 2 producers, 4 workers)
+#   TASKS=20000 WORKERS=8 bench/queue.sh
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+apt_install etcd-server protobuf-compiler
+
+TASKS="${TASKS:-5000}"
+WORKERS="${WORKERS:-4}"
+PRODUCERS="${PRODUCERS:-2}"
+SAMPLES="${SAMPLES:-400}"
+ETCD_BIN="${ETCD_BIN:-/usr/bin/etcd}"
+
+log "building the benchmark (release)"
+cargo build -q --release -p datacenter --features service --example queue_bench
+BENCH="$ROOT/target/release/examples/queue_bench"
+
+WORK="$(mktemp -d)"
+ETCD_PID=""
+cleanup() {
+    [[ -n "$ETCD_PID" ]] && kill "$ETCD_PID" 2>/dev/null && wait "$ETCD_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+CLIENT_PORT="$(free_port)"
+PEER_PORT="$(free_port)"
+CLIENT="http://127.0.0.1:$CLIENT_PORT"
+PEER="http://127.0.0.1:$PEER_PORT"
+log "starting etcd ($("$ETCD_BIN" --version | head -1)) on $CLIENT, data in $WORK"
+# Compaction keeps the revision history of a write-heavy queue from growing without end.
+"$ETCD_BIN" --name default --data-dir "$WORK/etcd" \
+    --listen-client-urls "$CLIENT" --advertise-client-urls "$CLIENT" \
+    --listen-peer-urls "$PEER" --initial-advertise-peer-urls "$PEER" \
+    --initial-cluster "default=$PEER" \
+    --auto-compaction-mode revision --auto-compaction-retention 10000 \
+    --log-level warn >"$WORK/etcd.log" 2>&1 &
+ETCD_PID=$!
+for _ in $(seq 100); do
+    curl -fs "$CLIENT/health" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs "$CLIENT/health" >/dev/null || { cat "$WORK/etcd.log" >&2; echo "etcd did not start" >&2; exit 1; }
+
+# The embedded database lives in the system temp dir; say what that is backed by.
+TMP_FS="$(df -T "${TMPDIR:-/tmp}" | awk 'NR==2 {print $2}')"
+ETCD_FS="$(df -T "$WORK" | awk 'NR==2 {print $2}')"
+
+run() { "$BENCH" --backend "$1" --endpoints "$CLIENT" --tasks "$TASKS" --workers "$WORKERS" \
+        --producers "$PRODUCERS" --samples "$SAMPLES" --markdown; }
+log "embedded"
+EMBEDDED="$(run embedded)"
+log "etcd"
+ETCD="$(run etcd)"
+
+# Columns of a row: backend, tasks, producers×workers, tasks/s, p50, p99, mean.
+python3 - "$EMBEDDED" "$ETCD" <<'PY'
+import sys
+goals = {"embedded": 2000, "etcd": 1000}
+rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in sys.argv[1:]]
+anchor = float(rows[0][3])
+print("| backend | tasks | producers×workers | tasks/s | vs goal | vs embedded | claim p50 ms | claim p99 ms | p99 vs 20 ms goal |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for backend, tasks, pw, tps, p50, p99, mean in rows:
+    tps, p99f = float(tps), float(p99)
+    goal = goals[backend]
+    ok = lambda b: "✓" if b else "✗"
+    print(f"| {backend} | {tasks} | {pw} | {tps:,.0f} | {tps/goal:.2f}× of {goal:,} {ok(tps >= goal)} "
+          f"| {tps/anchor:.2f} | {p50} | {p99} | {p99f/20:.2f} {ok(p99f < 20)} |")
+PY
+echo
+echo "etcd $("$ETCD_BIN" --version | head -1 | awk '{print $3}') on $ETCD_FS, SQLite on $TMP_FS; $(nproc) cores; $TASKS tasks of ~256 B payload."
