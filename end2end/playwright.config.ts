@@ -7,6 +7,11 @@ import * as fs from "node:fs";
 const port = Number(process.env.CLOUDPORT_E2E_PORT ?? 3917);
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-"));
 const binary = path.resolve(__dirname, "../target/release/cloudport");
+// A second datacenter, run as its own process, for the console to register.
+const dcPort = port + 1;
+const dcDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-dc-"));
+export const DATACENTER_URL = `http://127.0.0.1:${dcPort}`;
+export const DATACENTER_TOKEN = "e2e-datacenter-token-0123";
 
 export const ADMIN_PASSWORD = "e2e-admin-password";
 
@@ -32,11 +37,20 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `${binary} serve --listen 127.0.0.1:${port} --data-dir ${dataDir}`,
-    url: `http://127.0.0.1:${port}/healthz`,
-    env: { CLOUDPORT_ADMIN_PASSWORD: ADMIN_PASSWORD },
-    reuseExistingServer: false,
-    timeout: 30_000,
-  },
+  webServer: [
+    {
+      command: `${binary} serve --listen 127.0.0.1:${port} --data-dir ${dataDir}`,
+      url: `http://127.0.0.1:${port}/healthz`,
+      env: { CLOUDPORT_ADMIN_PASSWORD: ADMIN_PASSWORD },
+      reuseExistingServer: false,
+      timeout: 30_000,
+    },
+    {
+      command: `${binary} datacenter --name dc2 --listen 127.0.0.1:${dcPort} --data-dir ${dcDataDir}`,
+      url: `${DATACENTER_URL}/healthz`,
+      env: { CLOUDPORT_DATACENTER_TOKEN: DATACENTER_TOKEN },
+      reuseExistingServer: false,
+      timeout: 30_000,
+    },
+  ],
 });

@@ -299,12 +299,14 @@ impl Shared {
     }
 
     async fn txn_tracked(&self, what: &'static str, txn: Txn) -> Result<(TxnResponse, bool), QueueError> {
-        DBG.count(what);
-        self.call_tracked(what, |mut c| {
+        let t0 = Instant::now();
+        let r = self.call_tracked(what, |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })
-        .await
+        .await;
+        DBG.time(what, t0.elapsed());
+        r
     }
 
     async fn txn(&self, what: &'static str, txn: Txn) -> Result<TxnResponse, QueueError> {
@@ -791,5 +793,6 @@ pub struct Dbg(Mutex<Option<HashMap<&'static str, (u64, Duration)>>>);
 pub static DBG: Dbg = Dbg(Mutex::new(None));
 impl Dbg {
     fn count(&self, what: &'static str) { let mut m = self.0.lock().unwrap(); m.get_or_insert_with(HashMap::new).entry(what).or_default().0 += 1; }
+    fn time(&self, what: &'static str, d: Duration) { let mut m = self.0.lock().unwrap(); let e = m.get_or_insert_with(HashMap::new).entry(what).or_default(); e.0 += 1; e.1 += d; }
     pub fn dump(&self) { eprintln!("{:?}", self.0.lock().unwrap()); }
 }
