@@ -104,6 +104,24 @@ pub fn action_result<T: 'static>(
     }
 }
 
+/// A counter that ticks every `secs` seconds in the browser (never on the
+/// server), for pages that should follow changing state.
+pub fn use_refresh(secs: u64) -> RwSignal<u32> {
+    let tick = RwSignal::new(0u32);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(secs));
+        on_cleanup(move || {
+            if let Ok(h) = handle {
+                h.clear()
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = secs;
+    tick
+}
+
 #[component]
 pub fn EmptyState(#[prop(into)] title: String, children: Children) -> impl IntoView {
     view! {

@@ -62,16 +62,16 @@ test("admin adds a datacenter; a team opens it, creates an app and a component, 
   // The create event and its log.
   const events = page.locator("table.events");
   await expect(events).toContainText("create");
-  await events.locator("tr", { hasText: "create" }).getByRole("link").first().click();
+  await events.locator("tr").filter({ has: page.locator("code", { hasText: /^create$/ }) }).getByRole("link").first().click();
   await expect(page.getByRole("log")).toContainText("component globex/store/api stored");
   await expect(page.locator(".log-head")).toContainText("succeeded");
 
   // Start it and follow the start event live.
   await page.goBack();
-  await row.getByRole("button", { name: "start" }).click();
+  await row.getByRole("button", { name: "start", exact: true }).click();
   await expect(page.getByText("Queued: follow it in the events below.")).toBeVisible();
   await expect(row).toContainText("running", { timeout: 20_000 });
-  await events.locator("tr", { hasText: "start" }).getByRole("link").first().click();
+  await events.locator("tr").filter({ has: page.locator("code", { hasText: /^start$/ }) }).getByRole("link").first().click();
   await expect(page.getByRole("log")).toContainText("healthy");
   await page.screenshot({ path: "test-results/event.png", fullPage: true });
   expect(errors).toEqual([]);

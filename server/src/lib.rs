@@ -57,7 +57,7 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         .site_addr(addr)
         .env(leptos::config::Env::PROD)
         .build();
-    let state = http::AppState { console: console.clone(), metrics: Default::default(), leptos };
+    let state = http::AppState { console: console.clone(), metrics: Arc::new(http::metrics::console_metrics()), leptos };
     let router = http::router(
         state,
         http::HttpOptions { secure_cookies: config.secure_cookies(), session_idle: config.session_idle() },

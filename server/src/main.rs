@@ -48,14 +48,19 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
         eprintln!();
     }
     tracing::info!(addr = %running.addr, data_dir = %config.data_dir.display(), "console listening on http://{}", running.addr);
-    match running.server.await {
+    wait(running.server, "cloudport").await
+}
+
+/// Waits for a server task; its failure becomes the process's exit status.
+async fn wait(server: tokio::task::JoinHandle<std::io::Result<()>>, what: &str) -> std::process::ExitCode {
+    match server.await {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("cloudport: server error: {e}");
+            eprintln!("{what}: server error: {e}");
             std::process::ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("cloudport: {e}");
+            eprintln!("{what}: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -65,17 +70,7 @@ async fn run_datacenter(args: server::config::DatacenterArgs) -> std::process::E
     let config = args.into_config();
     let runtime = std::sync::Arc::new(datacenter::runtime::local::LocalRuntime::new(config.data_dir.join("work")));
     match datacenter::service::start(config, runtime).await {
-        Ok(running) => match running.server.await {
-            Ok(Ok(())) => std::process::ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                eprintln!("cloudport datacenter: {e}");
-                std::process::ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("cloudport datacenter: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
+        Ok(running) => wait(running.server, "cloudport datacenter").await,
         Err(e) => {
             eprintln!("cloudport datacenter: {e}");
             std::process::ExitCode::FAILURE

@@ -1,5 +1,5 @@
 use crate::api::{get_app_detail, team_events, CreateComponent, OperateComponent};
-use crate::components::{action_result, format_time, EmptyState, ErrorBox, Loading};
+use crate::components::{action_result, use_refresh, format_time, EmptyState, ErrorBox, Loading};
 use crate::model::{AppDetail, PlacedComponent, PlacedEvent};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,16 +12,8 @@ pub fn AppPage() -> impl IntoView {
     let app = move || params.read().get("app").unwrap_or_default();
     let create = ServerAction::<CreateComponent>::new();
     let act = ServerAction::<OperateComponent>::new();
-    let tick = RwSignal::new(0u32);
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = leptos::prelude::set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3));
-        on_cleanup(move || {
-            if let Ok(h) = handle {
-                h.clear()
-            }
-        });
-    }
+    // Refresh every few seconds so states change on screen as they happen.
+    let tick = use_refresh(3);
     let detail = Resource::new(
         move || (team(), app(), create.version().get(), act.version().get(), tick.get()),
         |(team, app, ..)| get_app_detail(team, app),

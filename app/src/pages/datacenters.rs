@@ -1,5 +1,5 @@
 use crate::api::{list_datacenters, AddDatacenter, RemoveDatacenter};
-use crate::components::{action_result, format_time, EmptyState, ErrorBox, Loading};
+use crate::components::{action_result, use_refresh, format_time, EmptyState, ErrorBox, Loading};
 use crate::model::Datacenter;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,16 +9,7 @@ pub fn DatacentersPage() -> impl IntoView {
     let add = ServerAction::<AddDatacenter>::new();
     let remove = ServerAction::<RemoveDatacenter>::new();
     // Refresh every few seconds so states change on screen as they happen.
-    let tick = RwSignal::new(0u32);
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = leptos::prelude::set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3));
-        on_cleanup(move || {
-            if let Ok(h) = handle {
-                h.clear()
-            }
-        });
-    }
+    let tick = use_refresh(3);
     let dcs = Resource::new(move || (add.version().get(), remove.version().get(), tick.get()), |_| list_datacenters());
     view! {
         <Title text="Datacenters · Cloudport"/>

@@ -18,6 +18,11 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -28,7 +33,14 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("cloudport_datacenter");
+        Metrics::new("cloudport_datacenter")
+    }
+}
+
+impl Metrics {
+    /// HTTP request metrics under `prefix`; the console uses `cloudport`.
+    pub fn new(prefix: &str) -> Self {
+        let mut registry = Registry::with_prefix(prefix);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
@@ -39,11 +51,12 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("stream_lines", "Log lines sent to stream subscribers", stream_lines.clone());
         registry.register("stream_skipped_lines", "Log lines dropped for slow subscribers", stream_skipped.clone());
+        let build = Family::<BuildLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        registry.register("build_info", "Cloudport version", build);
         Metrics { registry, requests, latency, stream_lines, stream_skipped }
     }
-}
 
-impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");

@@ -23,7 +23,7 @@
 //! kept alive: a claim lasts between `lease` and `lease` + 1.5 s (whole-second TTLs, etcd
 //! checks expiries every 500 ms), and neither a grant nor a revoke is paid per task.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,8 +48,11 @@ use super::{
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Tasks looked at per claim scan, beyond the ones known to be in flight.
 const SCAN_WINDOW: i64 = 64;
-/// Candidates tried from one scan before scanning again.
-const CANDIDATES_PER_SCAN: usize = 8;
+/// Lost compare-and-swaps one claim attempt accepts before it lets the caller wait.
+const MAX_LOST_RACES: usize = 8;
+/// How long the candidates of a scan are trusted. Releases we hear of (fail, lease expiry)
+/// clear them at once; this bounds what we might not hear of (a lost watch).
+const CANDIDATES_TTL: Duration = Duration::from_secs(1);
 /// Claims this close together (with the same lease) share one etcd lease.
 const LEASE_SHARING: Duration = Duration::from_millis(500);
 
@@ -85,6 +88,13 @@ struct Shared {
     /// all the same. A scan can predate a claim's commit, so the claims in etcd alone are
     /// not enough to tell.
     local: Mutex<HashMap<String, Instant>>,
+    /// Per topic: ready task ids from the last scan, oldest first, handed out to this
+    /// process's claimers one by one. etcd 3.4 walks the whole key range for a limited
+    /// range request, so a scan costs as much as the backlog is long: do it rarely.
+    candidates: Mutex<HashMap<String, (VecDeque<String>, Instant)>>,
+    /// Claim keys (`topic/id`) this process deletes as done (ack, dead letter): their
+    /// deletion on the watch is no release and must not throw the candidates away.
+    finishing: Mutex<HashMap<String, Instant>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -133,6 +143,8 @@ impl EtcdQueue {
             wakers: Wakers::default(),
             leases: Mutex::default(),
             local: Mutex::default(),
+            candidates: Mutex::default(),
+            finishing: Mutex::default(),
         });
         // A wrong address should fail here, not at the first enqueue.
         let probe = format!("{}/", shared.prefix);
@@ -358,15 +370,39 @@ impl Shared {
 
 
 
-    async fn try_claim(&self, topic: &str, worker: &str, lease: Duration) -> Result<Attempt, QueueError> {
+    /// A task was released (failed, or its lease ran out): it goes before the cached
+    /// candidates, so they must be looked up again.
+    fn forget_candidates(&self, topic: &str) {
+        self.candidates.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
+    }
+
+    /// The next cached candidate that no claimer of this process holds, reserved.
+    fn next_candidate(&self, topic: &str) -> Option<(String, Reservation<'_>)> {
+        let mut all = self.candidates.lock().unwrap_or_else(|e| e.into_inner());
+        let (ids, fetched) = all.get_mut(topic)?;
+        if fetched.elapsed() > CANDIDATES_TTL {
+            all.remove(topic);
+            return None;
+        }
+        while let Some(id) = ids.pop_front() {
+            if let Some(reservation) = self.reserve(topic, &id) {
+                return Some((id, reservation));
+            }
+        }
+        None
+    }
+
+    /// Looks up the oldest ready tasks of `topic` and caches them; false if there are none.
+    async fn scan(&self, topic: &str) -> Result<bool, QueueError> {
         let tasks_dir = self.dir("t", topic);
         let claims_dir = self.dir("c", topic);
         let mut window = SCAN_WINDOW;
-        let candidates = loop {
-            // Both ranges in one read transaction: one consistent snapshot.
+        let fetched = Instant::now();
+        let free = loop {
+            // Both ranges in one read transaction: one consistent snapshot. Serializable:
+            // answered by the local member without a consensus round; a stale answer only
+            // costs a lost compare-and-swap.
             let snapshot = Txn::new().and_then([
-                // Serializable: answered by the local member without a consensus round. A
-                // stale answer only costs a failed compare-and-swap below.
                 TxnOp::get(
                     tasks_dir.clone(),
                     Some(GetOptions::new().with_prefix().with_keys_only().with_limit(window).with_serializable()),
@@ -381,7 +417,7 @@ impl Shared {
             let (tasks, claims) = (gets.remove(0), gets.remove(0));
             let held: HashSet<&[u8]> =
                 claims.kvs().iter().map(|kv| &kv.key()[claims_dir.len()..]).collect();
-            let free: Vec<String> = tasks
+            let free: VecDeque<String> = tasks
                 .kvs()
                 .iter()
                 .map(|kv| &kv.key()[tasks_dir.len()..])
@@ -395,23 +431,37 @@ impl Shared {
             }
             break free;
         };
-        if candidates.is_empty() {
-            // Lease expiries arrive as claim deletions on the watch, so no timer is needed.
-            return Ok(Attempt::Empty { retry_in: None });
-        }
+        let found = !free.is_empty();
+        self.candidates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_owned(), (free, fetched));
+        Ok(found)
+    }
 
-        let lease_id = self.lease_for(lease).await?;
-        let mut tried = 0;
-        for id in &candidates {
-            if tried == CANDIDATES_PER_SCAN {
-                break;
-            }
-            let Some(reservation) = self.reserve(topic, id) else {
-                continue; // a claimer of this process is on it
+    async fn try_claim(&self, topic: &str, worker: &str, lease: Duration) -> Result<Attempt, QueueError> {
+        let mut lease_id = None;
+        let mut scanned = false;
+        let mut lost = 0;
+        loop {
+            let Some((id, reservation)) = self.next_candidate(topic) else {
+                if scanned {
+                    // Other claimers of this process took what the scan found.
+                    return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                }
+                if !self.scan(topic).await? {
+                    // Lease expiries arrive as claim deletions on the watch: no timer needed.
+                    return Ok(Attempt::Empty { retry_in: None });
+                }
+                scanned = true;
+                continue;
             };
-            tried += 1;
+            let lease_id = match lease_id {
+                Some(id) => id,
+                None => *lease_id.insert(self.lease_for(lease).await?),
+            };
             let token = new_token();
-            let (t, c, a) = (self.key("t", topic, id), self.key("c", topic, id), self.key("a", topic, id));
+            let (t, c, a) = (self.key("t", topic, &id), self.key("c", topic, &id), self.key("a", topic, &id));
             let txn = Txn::new()
                 .when([
                     Compare::version(c.clone(), CompareOp::Equal, 0),
@@ -431,14 +481,21 @@ impl Shared {
                 }
                 other => other?,
             };
-            if !resp.succeeded() { DBG.count("claim-cas-fail"); }
             let (task, attempts) = if resp.succeeded() {
                 let mut gets = gets(&resp);
                 (first(gets.remove(0)), first(gets.remove(0)))
             } else {
                 let mine = first(gets(&resp).remove(0)).is_some_and(|kv| kv.value() == token.as_bytes());
                 if !(retried && mine) {
-                    continue; // another worker was faster
+                    // Another process was faster, or the task is gone: what we cached is
+                    // stale, so look again rather than lose more races on it.
+                    self.forget_candidates(topic);
+                    scanned = false;
+                    lost += 1;
+                    if lost == MAX_LOST_RACES {
+                        return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                    }
+                    continue;
                 }
                 // Our first try went through but its answer was lost: read what it wrote.
                 let read = Txn::new().and_then([TxnOp::get(t.clone(), None), TxnOp::get(a.clone(), None)]);
@@ -475,8 +532,23 @@ impl Shared {
             reservation.hold_until(Instant::now() + lease);
             return Ok(Attempt::Claimed(claimed));
         }
-        // Others took our candidates; there may be more behind them.
-        Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) })
+    }
+
+    /// Notes that this process is about to delete the claim key of a finished task.
+    fn finishing(&self, task: &Claimed) -> String {
+        let key = format!("{}/{}", task.topic, task.id);
+        let now = Instant::now();
+        let mut finishing = self.finishing.lock().unwrap_or_else(|e| e.into_inner());
+        if finishing.len() > 4096 {
+            // Entries whose deletion we never saw (the watch was down).
+            finishing.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        finishing.insert(key.clone(), now);
+        key
+    }
+
+    fn not_finishing(&self, key: &str) {
+        self.finishing.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// Moves a claimed task to the dead letters, provided `task`'s claim still holds.
@@ -505,10 +577,12 @@ impl Shared {
             .when([Compare::value(c, CompareOp::Equal, task.token.clone())])
             .and_then(ops)
             .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
-        let (resp, retried) = self.txn_tracked("dead-letter", txn).await?;
+        let marker = self.finishing(task);
+        let (resp, retried) = self.txn_tracked("dead-letter", txn).await.inspect_err(|_| self.not_finishing(&marker))?;
         if resp.succeeded() {
             return Ok(true);
         }
+        self.not_finishing(&marker);
         // A retry that finds the task gone: our first try did it.
         Ok(retried && first(gets(&resp).remove(0)).is_none())
     }
@@ -543,6 +617,7 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
         .watch(claims.clone(), Some(WatchOptions::new().with_prefix().with_filters([WatchFilterType::NoPut])))
         .await?;
     // Whatever happened while we were not watching went unseen.
+    shared.candidates.lock().unwrap_or_else(|e| e.into_inner()).clear();
     shared.wakers.wake_all();
     while let Some(resp) = stream.message().await? {
         if resp.canceled() {
@@ -551,12 +626,20 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
             let key = kv.key();
-            let rest = key
-                .strip_prefix(tasks.as_bytes())
-                .or_else(|| key.strip_prefix(claims.as_bytes()));
-            if let Some(rest) = rest {
+            if let Some(rest) = key.strip_prefix(tasks.as_bytes()) {
+                // A new task.
                 let topic = rest.split(|&b| b == b'/').next().unwrap_or_default();
                 shared.wakers.wake_one(&String::from_utf8_lossy(topic));
+            } else if let Some(rest) = key.strip_prefix(claims.as_bytes()) {
+                let rest = String::from_utf8_lossy(rest);
+                if shared.finishing.lock().unwrap_or_else(|e| e.into_inner()).remove(rest.as_ref()).is_some() {
+                    continue; // our own ack: nothing became ready
+                }
+                // A released claim (fail, lease expiry, or another process's ack, which
+                // we cannot tell apart): the task may be ready again, ahead of the rest.
+                let topic = rest.split('/').next().unwrap_or_default();
+                shared.forget_candidates(topic);
+                shared.wakers.wake_one(topic);
             }
         }
     }
@@ -704,10 +787,12 @@ impl TaskQueue for EtcdQueue {
             .when([Compare::value(c, CompareOp::Equal, task.token.clone())])
             .and_then(ops)
             .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
-        let (resp, retried) = s.txn_tracked("ack", txn).await?;
+        let marker = s.finishing(task);
+        let (resp, retried) = s.txn_tracked("ack", txn).await.inspect_err(|_| s.not_finishing(&marker))?;
         if resp.succeeded() {
             return Ok(());
         }
+        s.not_finishing(&marker);
         // After a lost answer, a task that is gone was removed by our first try.
         if retried && first(gets(&resp).remove(0)).is_none() {
             return Ok(());
@@ -732,6 +817,8 @@ impl TaskQueue for EtcdQueue {
             .when([Compare::value(c.clone(), CompareOp::Equal, task.token.clone())])
             .and_then([TxnOp::delete(c, None)]);
         let (resp, retried) = s.txn_tracked("fail", txn).await?;
+        // The task is back at the head of the topic, before anything cached.
+        s.forget_candidates(&task.topic);
         if resp.succeeded() {
             return Ok(());
         }

@@ -2,22 +2,10 @@
 
 use crate::error::{Error, Result};
 
-/// A DNS-1123 label: team (and later app and component) names end up in
-/// hostnames and Kubernetes object names.
+/// A DNS-1123 label (the datacenter's rule: names end up in hostnames and
+/// Kubernetes object names).
 pub fn dns_label(what: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "The {what} name “{}” is not valid: use 1–63 lowercase letters, digits or dashes, starting and ending with a letter or digit.",
-            truncate(name)
-        )))
-    }
+    datacenter::validate::dns_label(&format!("The {what} name"), name).map_err(|m| Error::Invalid(format!("{m}.")))
 }
 
 pub fn username(name: &str) -> Result<()> {
