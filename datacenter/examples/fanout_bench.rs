@@ -1,7 +1,9 @@
 //! Stream fan-out: one event channel followed by N WebSocket subscribers of a
-//! real datacenter (`/v1/stream`), M lines published into it. Reports the
-//! lines delivered per second across all subscribers and how many were
-//! skipped for slow ones.
+//! real datacenter (`/v1/stream`), M lines published into it. Two runs:
+//! `paced` keeps the publisher at most half a ring ahead of the slowest
+//! subscriber (the lossless rate: every subscriber gets every line), `burst`
+//! publishes as fast as it can (slow subscribers are told what they missed).
+//! Reports lines delivered per second across all subscribers.
 //!
 //!   cargo run --release -p datacenter --features service,client --example fanout_bench -- [subscribers] [lines]
 
@@ -10,6 +12,7 @@ use datacenter::client::DatacenterClient;
 use datacenter::logs::hub::HubMessage;
 use datacenter::runtime::local::LocalRuntime;
 use datacenter::service::{start, DatacenterConfig, QueueConfig};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,13 @@ async fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let subscribers = *args.first().unwrap_or(&100) as usize;
     let lines = *args.get(1).unwrap_or(&20_000) as i64;
+    println!("| mode | subscribers × lines | delivered lines/s | time | delivered / skipped |");
+    println!("|---|---|---|---|---|");
+    run(subscribers, lines, true).await;
+    run(subscribers, lines, false).await;
+}
+
+async fn run(subscribers: usize, lines: i64, paced: bool) {
     let dir = tempfile::tempdir().unwrap();
     let token = "bench-token-0123456789";
     let config = DatacenterConfig {
@@ -51,14 +61,19 @@ async fn main() {
     // Let every subscription finish replaying history and attach live.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    let progress: Vec<Arc<AtomicI64>> = (0..subscribers).map(|_| Arc::new(AtomicI64::new(history))).collect();
     let consumers: Vec<_> = rxs
         .into_iter()
-        .map(|mut rx| {
+        .zip(progress.clone())
+        .map(|(mut rx, seen)| {
             tokio::spawn(async move {
                 let (mut got, mut skipped) = (0u64, 0u64);
                 while let Some(msg) = rx.recv().await {
                     match msg {
-                        StreamMessage::Line { .. } => got += 1,
+                        StreamMessage::Line { line, .. } => {
+                            got += 1;
+                            seen.store(line.seq, Ordering::Relaxed);
+                        }
                         StreamMessage::Skipped { count, .. } => skipped += count,
                         StreamMessage::Closed { .. } => break,
                         StreamMessage::Error { message, .. } => panic!("{message}"),
@@ -71,6 +86,12 @@ async fn main() {
 
     let started = Instant::now();
     for seq in 1..=lines {
+        if paced {
+            let ring_half = (datacenter::logs::hub::CHANNEL_CAPACITY / 2) as i64;
+            while history + seq - progress.iter().map(|p| p.load(Ordering::Relaxed)).min().unwrap_or(0) > ring_half {
+                tokio::task::yield_now().await;
+            }
+        }
         let line = LogLine { seq: history + seq, time: 0, level: Level::Info, step: "bench".into(), message: format!("line {seq} of the fan-out benchmark") };
         dc.hub.publish(&channel, HubMessage::Line(Arc::new(line)));
         if seq % 256 == 0 {
@@ -86,7 +107,8 @@ async fn main() {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "| {subscribers} subscribers × {lines} lines | {:.0} lines/s delivered | {:.2} s | {delivered} delivered, {skipped} skipped ({:.1} %) |",
+        "| {} | {subscribers} × {lines} | {:.0} | {:.2} s | {delivered} / {skipped} ({:.1} % skipped) |",
+        if paced { "paced (lossless)" } else { "burst" },
         delivered as f64 / secs,
         secs,
         100.0 * skipped as f64 / (subscribers as f64 * lines as f64)

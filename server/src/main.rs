@@ -19,8 +19,31 @@ enum Command {
     Datacenter(server::config::DatacenterArgs),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// argon2 needs a 19 MiB buffer per hash. glibc would serve the second one
+/// from a heap arena and keep it resident for good; a fixed mmap threshold
+/// makes every such buffer go back to the system when the hash is done.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_buffers_to_the_system() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_MMAP_THRESHOLD: i32 = -3;
+    const M_ARENA_MAX: i32 = -8;
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+        mallopt(M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_buffers_to_the_system() {}
+
+fn main() -> std::process::ExitCode {
+    return_large_buffers_to_the_system();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(run())
+}
+
+async fn run() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("CLOUDPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .init();

@@ -34,7 +34,8 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -53,6 +54,16 @@ const MAX_LOST_RACES: usize = 8;
 /// How long the candidates of a scan are trusted. Releases we hear of (fail, lease expiry)
 /// clear them at once; this bounds what we might not hear of (a lost watch).
 const CANDIDATES_TTL: Duration = Duration::from_secs(1);
+/// etcd's default `--max-txn-ops`: the most compares, and operations per branch, per txn.
+const MAX_TXN_OPS: usize = 128;
+/// Merged transactions stay well under etcd's default 1.5 MiB request limit.
+const MAX_MERGED_BYTES: usize = 1024 * 1024;
+/// Merged transactions a lane keeps on their way at once. More than one, so that two
+/// callers do not wait for each other; few, so that a crowd of them gets merged.
+const LANE_IN_FLIGHT: usize = 2;
+/// Callers that may wait for a lane at once (each waits for its answer, so this only
+/// bounds a burst).
+const LANE_DEPTH: usize = 1024;
 /// Claims this close together (with the same lease) share one etcd lease.
 const LEASE_SHARING: Duration = Duration::from_millis(500);
 
@@ -64,12 +75,15 @@ pub struct EtcdQueue {
 
 struct Inner {
     shared: Arc<Shared>,
-    watcher: JoinHandle<()>,
+    /// The watcher and the batching lanes.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.watcher.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -92,9 +106,51 @@ struct Shared {
     /// process's claimers one by one. etcd 3.4 walks the whole key range for a limited
     /// range request, so a scan costs as much as the backlog is long: do it rarely.
     candidates: Mutex<HashMap<String, (VecDeque<String>, Instant)>>,
+    /// One scan per topic at a time; the claimers that queue behind it use its result.
+    scan_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Claim keys (`topic/id`) this process deletes as done (ack, dead letter): their
     /// deletion on the watch is no release and must not throw the candidates away.
     finishing: Mutex<HashMap<String, Instant>>,
+    lanes: Lanes,
+}
+
+/// Enqueues, claims and acks from concurrent callers travel to etcd merged into one
+/// transaction per lane (see [`lane_loop`]).
+struct Lanes {
+    enqueue: Lane,
+    claim: Lane,
+    ack: Lane,
+}
+
+struct Lane {
+    name: &'static str,
+    tx: mpsc::Sender<Job>,
+}
+
+type Job = (TxnParts, oneshot::Sender<Result<Answer, QueueError>>);
+
+/// A transaction kept in parts, so that several can be merged into one.
+struct TxnParts {
+    when: Vec<Compare>,
+    then: Vec<TxnOp>,
+    otherwise: Vec<TxnOp>,
+    /// Roughly what it weighs on the wire, to keep merged requests under etcd's limit.
+    bytes: usize,
+}
+
+impl TxnParts {
+    fn alone(&self) -> Txn {
+        Txn::new().when(self.when.clone()).and_then(self.then.clone()).or_else(self.otherwise.clone())
+    }
+}
+
+/// The outcome of one caller's transaction, whether it ran merged or alone.
+struct Answer {
+    succeeded: bool,
+    /// The responses of its `then` (or `otherwise`) operations.
+    responses: Vec<TxnOpResponse>,
+    /// Whether a try failed first: the transaction may have been applied before.
+    retried: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -135,6 +191,9 @@ impl EtcdQueue {
             return Err(QueueError::Invalid { what: "etcd prefix", reason: "must not be empty".into() });
         }
         let client = new_client(endpoints).await?;
+        let (enqueue_tx, enqueue_rx) = mpsc::channel(LANE_DEPTH);
+        let (claim_tx, claim_rx) = mpsc::channel(LANE_DEPTH);
+        let (ack_tx, ack_rx) = mpsc::channel(LANE_DEPTH);
         let shared = Arc::new(Shared {
             endpoints: endpoints.to_vec(),
             prefix,
@@ -144,7 +203,13 @@ impl EtcdQueue {
             leases: Mutex::default(),
             local: Mutex::default(),
             candidates: Mutex::default(),
+            scan_gates: Mutex::default(),
             finishing: Mutex::default(),
+            lanes: Lanes {
+                enqueue: Lane { name: "enqueue", tx: enqueue_tx },
+                claim: Lane { name: "claim", tx: claim_tx },
+                ack: Lane { name: "ack", tx: ack_tx },
+            },
         });
         // A wrong address should fail here, not at the first enqueue.
         let probe = format!("{}/", shared.prefix);
@@ -154,8 +219,13 @@ impl EtcdQueue {
                 async move { c.get(probe, Some(GetOptions::new().with_prefix().with_count_only())).await }
             })
             .await?;
-        let watcher = tokio::spawn(watch_loop(shared.clone()));
-        Ok(Self { inner: Arc::new(Inner { shared, watcher }) })
+        let tasks = vec![
+            tokio::spawn(watch_loop(shared.clone())),
+            tokio::spawn(lane_loop(shared.clone(), "enqueue", enqueue_rx)),
+            tokio::spawn(lane_loop(shared.clone(), "claim", claim_rx)),
+            tokio::spawn(lane_loop(shared.clone(), "ack", ack_rx)),
+        ];
+        Ok(Self { inner: Arc::new(Inner { shared, tasks }) })
     }
 
     fn shared(&self) -> &Shared {
@@ -209,13 +279,30 @@ fn is_lease_not_found(e: &QueueError) -> bool {
     }
 }
 
-/// After an ack or fail, however it ends, the task is no longer this process's to skip.
-struct Released<'a>(&'a Shared, &'a Claimed);
+/// Ends this process's hold on a task after an ack or fail, however that ends: a task
+/// that is back in the queue may be claimed at once; a finished one is still skipped for a
+/// while, because scans from before it finished may still list it.
+struct Released<'a> {
+    shared: &'a Shared,
+    task: &'a Claimed,
+    gone: bool,
+}
+
+impl<'a> Released<'a> {
+    fn new(shared: &'a Shared, task: &'a Claimed) -> Self {
+        Self { shared, task, gone: false }
+    }
+}
 
 impl Drop for Released<'_> {
     fn drop(&mut self) {
-        let key = format!("{}/{}", self.1.topic, self.1.id);
-        self.0.local.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        let key = format!("{}/{}", self.task.topic, self.task.id);
+        let mut local = self.shared.local.lock().unwrap_or_else(|e| e.into_inner());
+        if self.gone {
+            local.insert(key, Instant::now() + CANDIDATES_TTL);
+        } else {
+            local.remove(&key);
+        }
     }
 }
 
@@ -325,6 +412,19 @@ impl Shared {
         Ok(self.txn_tracked(what, txn).await?.0)
     }
 
+    /// Runs a transaction through a lane, merged with whatever else is waiting there.
+    async fn submit(&self, lane: &Lane, parts: TxnParts) -> Result<Answer, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || QueueError::Unavailable(format!("etcd {} lane stopped", lane.name));
+        lane.tx.send((parts, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn run_alone(&self, name: &'static str, parts: &TxnParts, retried_before: bool) -> Result<Answer, QueueError> {
+        let (resp, retried) = self.txn_tracked(name, parts.alone()).await?;
+        Ok(Answer { succeeded: resp.succeeded(), responses: resp.op_responses(), retried: retried || retried_before })
+    }
+
     fn key(&self, kind: &str, topic: &str, rest: &str) -> String {
         format!("{}/{kind}/{topic}/{rest}", self.prefix)
     }
@@ -374,6 +474,11 @@ impl Shared {
     /// candidates, so they must be looked up again.
     fn forget_candidates(&self, topic: &str) {
         self.candidates.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
+    }
+
+    fn scan_gate(&self, topic: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.scan_gates.lock().unwrap_or_else(|e| e.into_inner());
+        gates.entry(topic.to_owned()).or_default().clone()
     }
 
     /// The next cached candidate that no claimer of this process holds, reserved.
@@ -446,15 +551,28 @@ impl Shared {
         loop {
             let Some((id, reservation)) = self.next_candidate(topic) else {
                 if scanned {
+                    DBG.count("drained");
                     // Other claimers of this process took what the scan found.
                     return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
                 }
-                if !self.scan(topic).await? {
-                    // Lease expiries arrive as claim deletions on the watch: no timer needed.
-                    return Ok(Attempt::Empty { retry_in: None });
-                }
                 scanned = true;
-                continue;
+                let gate = self.scan_gate(topic);
+                let asked = Instant::now();
+                let _scanning = gate.lock().await;
+                let fresh = self
+                    .candidates
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(topic)
+                    .filter(|(_, fetched)| *fetched >= asked)
+                    .map(|(ids, _)| !ids.is_empty());
+                // Lease expiries arrive as claim deletions on the watch: no timer needed.
+                match fresh {
+                    Some(true) => { DBG.count("waited-scan-hit"); continue },
+                    Some(false) => { DBG.count("waited-scan-empty"); return Ok(Attempt::Empty { retry_in: None }) },
+                    None if self.scan(topic).await? => continue,
+                    None => return Ok(Attempt::Empty { retry_in: None }),
+                }
             };
             let lease_id = match lease_id {
                 Some(id) => id,
@@ -462,34 +580,38 @@ impl Shared {
             };
             let token = new_token();
             let (t, c, a) = (self.key("t", topic, &id), self.key("c", topic, &id), self.key("a", topic, &id));
-            let txn = Txn::new()
-                .when([
+            let parts = TxnParts {
+                when: vec![
                     Compare::version(c.clone(), CompareOp::Equal, 0),
                     Compare::version(t.clone(), CompareOp::Greater, 0),
-                ])
-                .and_then([
+                ],
+                then: vec![
                     TxnOp::put(c.clone(), token.clone(), Some(PutOptions::new().with_lease(lease_id))),
                     TxnOp::put(a.clone(), worker, None),
                     TxnOp::get(t.clone(), None),
                     TxnOp::get(a.clone(), None),
-                ])
-                .or_else([TxnOp::get(c.clone(), None)]);
-            let (resp, retried) = match self.txn_tracked("claim", txn).await {
+                ],
+                otherwise: vec![TxnOp::get(c.clone(), None)],
+                bytes: 3 * t.len() + worker.len() + token.len(),
+            };
+            let answer = match self.submit(&self.lanes.claim, parts).await {
                 Err(e) if is_lease_not_found(&e) => {
                     self.forget_lease(lease_id);
                     return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
                 }
                 other => other?,
             };
-            let (task, attempts) = if resp.succeeded() {
-                let mut gets = gets(&resp);
+            let (task, attempts) = if answer.succeeded {
+                let mut gets = get_responses(answer.responses);
                 (first(gets.remove(0)), first(gets.remove(0)))
             } else {
-                let mine = first(gets(&resp).remove(0)).is_some_and(|kv| kv.value() == token.as_bytes());
-                if !(retried && mine) {
+                let mine = first(get_responses(answer.responses).remove(0))
+                    .is_some_and(|kv| kv.value() == token.as_bytes());
+                if !(answer.retried && mine) {
                     // Another process was faster, or the task is gone: what we cached is
                     // stale, so look again rather than lose more races on it.
                     self.forget_candidates(topic);
+                    DBG.count("lost-race");
                     scanned = false;
                     lost += 1;
                     if lost == MAX_LOST_RACES {
@@ -588,6 +710,85 @@ impl Shared {
     }
 }
 
+/// Natural batching: while `LANE_IN_FLIGHT` merged transactions are on their way to etcd,
+/// the next callers queue up, and go together in the next one. etcd pays per request (a consensus round, a
+/// WAL entry), far more than per key, so under load this divides its work per task; alone,
+/// a caller waits for nothing. The merged transaction holds every caller's compares and
+/// operations: if one compare fails (a lost lease, a taken task, a dedupe hit) it changes
+/// nothing, and each caller's transaction runs again alone to get its own answer.
+async fn lane_loop(shared: Arc<Shared>, name: &'static str, mut rx: mpsc::Receiver<Job>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(LANE_IN_FLIGHT));
+    let mut carry: Option<Job> = None;
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        let first = match carry.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let (mut when, mut then, mut bytes) = (first.0.when.len(), first.0.then.len(), first.0.bytes);
+        let mut jobs = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            let fits = when + job.0.when.len() <= MAX_TXN_OPS
+                && then + job.0.then.len() <= MAX_TXN_OPS
+                && bytes + job.0.bytes <= MAX_MERGED_BYTES;
+            if !fits {
+                carry = Some(job);
+                break;
+            }
+            when += job.0.when.len();
+            then += job.0.then.len();
+            bytes += job.0.bytes;
+            jobs.push(job);
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            run_merged(&shared, name, jobs).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run_merged(shared: &Arc<Shared>, name: &'static str, mut jobs: Vec<Job>) {
+    if jobs.len() == 1 {
+        let (parts, reply) = jobs.pop().expect("one job");
+        let _ = reply.send(shared.run_alone(name, &parts, false).await);
+        return;
+    }
+    let merged = Txn::new()
+        .when(jobs.iter().flat_map(|(p, _)| p.when.iter().cloned()).collect::<Vec<_>>())
+        .and_then(jobs.iter().flat_map(|(p, _)| p.then.iter().cloned()).collect::<Vec<_>>());
+    let retried = match shared.txn_tracked(name, merged).await {
+        Ok((resp, retried)) if resp.succeeded() => {
+            let mut responses = resp.op_responses().into_iter();
+            for (parts, reply) in jobs {
+                let mine = responses.by_ref().take(parts.then.len()).collect();
+                let _ = reply.send(Ok(Answer { succeeded: true, responses: mine, retried }));
+            }
+            return;
+        }
+        Ok((_, retried)) => retried,
+        Err(QueueError::Unavailable(why)) => {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(QueueError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        // Say two enqueues with the same dedupe key (etcd refuses a key twice in a txn).
+        Err(_) => false,
+    };
+    let mut alone = JoinSet::new();
+    for (parts, reply) in jobs {
+        let shared = shared.clone();
+        alone.spawn(async move {
+            let _ = reply.send(shared.run_alone(name, &parts, retried).await);
+        });
+    }
+    while alone.join_next().await.is_some() {}
+}
+
 /// Wakes the claimers of a topic when one of its tasks may have become ready: a new task
 /// (put under `t/`) or a released claim (delete under `c/`: fail or lease expiry). Keeps
 /// re-establishing the watch; claimers also poll, so a gap only costs latency.
@@ -638,6 +839,7 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
                 // A released claim (fail, lease expiry, or another process's ack, which
                 // we cannot tell apart): the task may be ready again, ahead of the rest.
                 let topic = rest.split('/').next().unwrap_or_default();
+                DBG.count("watch-release");
                 shared.forget_candidates(topic);
                 shared.wakers.wake_one(topic);
             }
@@ -647,7 +849,11 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
 }
 
 fn gets(resp: &TxnResponse) -> Vec<GetResponse> {
-    resp.op_responses()
+    get_responses(resp.op_responses())
+}
+
+fn get_responses(responses: Vec<TxnOpResponse>) -> Vec<GetResponse> {
+    responses
         .into_iter()
         .filter_map(|op| match op {
             TxnOpResponse::Get(get) => Some(get),
@@ -692,11 +898,12 @@ impl TaskQueue for EtcdQueue {
                     then.push(TxnOp::put(k.clone(), id.clone(), None));
                     otherwise.push(TxnOp::get(k, None));
                 }
-                let resp = s.txn("enqueue", Txn::new().when(when).and_then(then).or_else(otherwise)).await?;
-                let result = if resp.succeeded() {
+                let bytes = record.len() + 3 * t.len();
+                let answer = s.submit(&s.lanes.enqueue, TxnParts { when, then, otherwise, bytes }).await?;
+                let result = if answer.succeeded {
                     Enqueued { id, deduplicated: false }
                 } else {
-                    let mut gets = gets(&resp);
+                    let mut gets = get_responses(answer.responses);
                     let own = first(gets.remove(0)).is_some();
                     let holder = gets.pop().and_then(first).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
                     match holder {
@@ -773,7 +980,7 @@ impl TaskQueue for EtcdQueue {
 
     async fn ack(&self, task: &Claimed) -> Result<(), QueueError> {
         let s = self.shared();
-        let _released = Released(s, task);
+        let mut released = Released::new(s, task);
         let (t, c) = (s.key("t", &task.topic, &task.id), s.key("c", &task.topic, &task.id));
         let mut ops = vec![
             TxnOp::delete(t.clone(), None),
@@ -783,18 +990,22 @@ impl TaskQueue for EtcdQueue {
         if let Some(key) = &task.dedupe_key {
             ops.push(TxnOp::delete(s.key("k", &task.topic, key), None));
         }
-        let txn = Txn::new()
-            .when([Compare::value(c, CompareOp::Equal, task.token.clone())])
-            .and_then(ops)
-            .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
+        let parts = TxnParts {
+            bytes: 4 * t.len() + task.token.len(),
+            when: vec![Compare::value(c, CompareOp::Equal, task.token.clone())],
+            then: ops,
+            otherwise: vec![TxnOp::get(t, Some(GetOptions::new().with_keys_only()))],
+        };
         let marker = s.finishing(task);
-        let (resp, retried) = s.txn_tracked("ack", txn).await.inspect_err(|_| s.not_finishing(&marker))?;
-        if resp.succeeded() {
+        let answer = s.submit(&s.lanes.ack, parts).await.inspect_err(|_| s.not_finishing(&marker))?;
+        if answer.succeeded {
+            released.gone = true;
             return Ok(());
         }
         s.not_finishing(&marker);
         // After a lost answer, a task that is gone was removed by our first try.
-        if retried && first(gets(&resp).remove(0)).is_none() {
+        if answer.retried && first(get_responses(answer.responses).remove(0)).is_none() {
+            released.gone = true;
             return Ok(());
         }
         Err(QueueError::LeaseLost { id: task.id.clone() })
@@ -802,9 +1013,10 @@ impl TaskQueue for EtcdQueue {
 
     async fn fail(&self, task: &Claimed, reason: &str) -> Result<(), QueueError> {
         let s = self.shared();
-        let _released = Released(s, task);
+        let mut released = Released::new(s, task);
         if task.attempt >= s.opts.max_attempts {
             if s.bury(task, task.attempt, reason).await? {
+                released.gone = true;
                 tracing::warn!(topic = %task.topic, id = %task.id, attempts = task.attempt, reason, "task dead-lettered");
                 return Ok(());
             }
