@@ -9,7 +9,9 @@ source "$ROOT/scripts/postgres.sh"
 cd "$ROOT"
 
 ensure_build_tools
-apt_install postgresql chromium nodejs npm etcd-server protobuf-compiler
+apt_install postgresql chromium etcd-server protobuf-compiler
+# Node.js may come from elsewhere than Debian (whose npm would conflict with it).
+command -v npm >/dev/null || apt_install nodejs npm
 start_test_postgres
 
 "$ROOT/scripts/build-site.sh"
