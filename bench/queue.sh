@@ -4,16 +4,17 @@
 # queue_bench example against the embedded (SQLite) queue and against etcd,
 # and prints a Markdown table for docs/queue.md, with each figure as a ratio
 # of its goal and etcd's throughput as a ratio of the embedded anchor.
+# Rows: both backends with 2 producers × 4 workers, then etcd again with
+# 8 × 8 (how it scales with concurrency). Throughput is the median of RUNS runs.
 #
-#   bench/queue.sh                      (defaults: 5000 tasks, 2 producers, 4 workers)
-#   TASKS=20000 WORKERS=8 bench/queue.sh
+#   bench/queue.sh                      (defaults: 5000 tasks, RUNS=3)
+#   TASKS=20000 RUNS=5 bench/queue.sh
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 apt_install etcd-server protobuf-compiler
 
 TASKS="${TASKS:-5000}"
-WORKERS="${WORKERS:-4}"
-PRODUCERS="${PRODUCERS:-2}"
+RUNS="${RUNS:-3}"
 SAMPLES="${SAMPLES:-400}"
 ETCD_BIN="${ETCD_BIN:-/usr/bin/etcd}"
 
@@ -53,27 +54,32 @@ curl -fs "$CLIENT/health" >/dev/null || { cat "$WORK/etcd.log" >&2; echo "etcd d
 TMP_FS="$(df -T "${TMPDIR:-/tmp}" | awk 'NR==2 {print $2}')"
 ETCD_FS="$(df -T "$WORK" | awk 'NR==2 {print $2}')"
 
-run() { "$BENCH" --backend "$1" --endpoints "$CLIENT" --tasks "$TASKS" --workers "$WORKERS" \
-        --producers "$PRODUCERS" --samples "$SAMPLES" --markdown; }
-log "embedded"
-EMBEDDED="$(run embedded)"
-log "etcd"
-ETCD="$(run etcd)"
+run() { "$BENCH" --backend "$1" --endpoints "$CLIENT" --tasks "$TASKS" --producers "$2" \
+        --workers "$3" --runs "$RUNS" --samples "$SAMPLES" --markdown; }
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "embedded, 2 producers × 4 workers"
+ROW1="$(run embedded 2 4)"
+log "etcd, 2 producers × 4 workers"
+ROW2="$(run etcd 2 4)"
+log "etcd, 8 producers × 8 workers"
+ROW3="$(run etcd 8 8)"
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Columns of a row: backend, tasks, producers×workers, tasks/s, p50, p99, mean.
-python3 - "$EMBEDDED" "$ETCD" <<'PY'
+# Columns of a row: backend, tasks, producers×workers, median tasks/s, range, p50, p99, mean.
+python3 - "$ROW1" "$ROW2" "$ROW3" <<'PY'
 import sys
 goals = {"embedded": 2000, "etcd": 1000}
 rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in sys.argv[1:]]
 anchor = float(rows[0][3])
-print("| backend | tasks | producers×workers | tasks/s | vs goal | vs embedded | claim p50 ms | claim p99 ms | p99 vs 20 ms goal |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for backend, tasks, pw, tps, p50, p99, mean in rows:
+ok = lambda b: "✓" if b else "✗"
+print("| backend | tasks | producers×workers | tasks/s (median) | runs | vs goal | vs embedded | enqueue→claim p50 ms | p99 ms | p99 vs 20 ms |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for backend, tasks, pw, tps, spread, p50, p99, mean in rows:
     tps, p99f = float(tps), float(p99)
     goal = goals[backend]
-    ok = lambda b: "✓" if b else "✗"
-    print(f"| {backend} | {tasks} | {pw} | {tps:,.0f} | {tps/goal:.2f}× of {goal:,} {ok(tps >= goal)} "
+    print(f"| {backend} | {tasks} | {pw} | {tps:,.0f} | {spread} | {tps/goal:.2f}× of {goal:,} {ok(tps >= goal)} "
           f"| {tps/anchor:.2f} | {p50} | {p99} | {p99f/20:.2f} {ok(p99f < 20)} |")
 PY
 echo
-echo "etcd $("$ETCD_BIN" --version | head -1 | awk '{print $3}') on $ETCD_FS, SQLite on $TMP_FS; $(nproc) cores; $TASKS tasks of ~256 B payload."
+echo "etcd $("$ETCD_BIN" --version | head -1 | awk '{print $3}') on $ETCD_FS, SQLite on $TMP_FS; $(nproc) cores;" \
+     "$TASKS tasks of ~256 B payload per run; load average before $LOAD_BEFORE, after $LOAD_AFTER."

@@ -26,5 +26,8 @@ cp -r public/. "$SITE/"
 cp "$STAGE/cloudport.js" "$SITE/pkg/cloudport-$HASH.js"
 cp "$STAGE/cloudport_bg.wasm" "$SITE/pkg/cloudport-$HASH.wasm"
 cp "$STAGE/cloudport.css" "$SITE/pkg/cloudport-$HASH.css"
-for f in "$SITE"/pkg/*; do gzip -9 -k "$f"; done
+# zopfli writes standard gzip, about 4 % smaller than gzip -9.
+for f in "$SITE"/pkg/*; do
+    if command -v zopfli >/dev/null; then zopfli --i5 "$f"; else gzip -9 -k "$f"; fi
+done
 log "bundle cloudport-$HASH: wasm $(stat -c %s "$SITE/pkg/cloudport-$HASH.wasm") bytes, gzipped $(stat -c %s "$SITE/pkg/cloudport-$HASH.wasm.gz") bytes"

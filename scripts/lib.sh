@@ -27,7 +27,7 @@ apt_install() {
 # CLI, and wasm-opt (from the npm package binaryen) to shrink the bundle.
 ensure_build_tools() {
     command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
-    apt_install pkg-config gzip protobuf-compiler
+    apt_install pkg-config gzip zopfli protobuf-compiler
     if ! rustup target list --installed | grep -q wasm32-unknown-unknown; then
         log "adding the wasm32-unknown-unknown target"
         rustup target add wasm32-unknown-unknown

@@ -6,6 +6,15 @@ use crate::error::AppError;
 use crate::model::*;
 use leptos::prelude::*;
 
+/// A refusal of the caller's input: 422 on the wire, not a server error.
+#[cfg(feature = "ssr")]
+fn invalid(message: impl Into<String>) -> AppError {
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    AppError::new("invalid", message)
+}
+
 #[cfg(feature = "ssr")]
 fn console() -> Result<(crate::service::ConsoleHandle, http::request::Parts), AppError> {
     let console = use_context::<crate::service::ConsoleHandle>()
@@ -20,7 +29,13 @@ pub async fn get_me() -> Result<Option<Me>, AppError> {
     let (c, req) = console()?;
     match c.me(&req).await {
         Ok(me) => Ok(Some(me)),
-        Err(e) if e.is_unauthorized() => Ok(None),
+        Err(e) if e.is_unauthorized() => {
+            // Being signed out is an answer here, not a failed request.
+            if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+                resp.set_status(http::StatusCode::OK);
+            }
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -44,7 +59,7 @@ pub async fn logout() -> Result<(), AppError> {
 #[server(prefix = "/rpc", endpoint = "change_password")]
 pub async fn change_password(current_password: String, new_password: String, confirm_password: String) -> Result<(), AppError> {
     if new_password != confirm_password {
-        return Err(AppError::new("invalid", "The new passwords do not match."));
+        return Err(invalid("The new passwords do not match."));
     }
     let (c, req) = console()?;
     c.change_password(&req, PasswordChange { current_password, new_password }).await
@@ -90,7 +105,7 @@ pub async fn get_team_detail(team: String) -> Result<TeamDetail, AppError> {
 #[server(prefix = "/rpc", endpoint = "delete_team")]
 pub async fn delete_team(team: String, confirm: String) -> Result<(), AppError> {
     if confirm != team {
-        return Err(AppError::new("invalid", "Type the team's name to confirm its deletion."));
+        return Err(invalid("Type the team's name to confirm its deletion."));
     }
     let (c, req) = console()?;
     c.delete_team(&req, &team).await?;
@@ -101,14 +116,14 @@ pub async fn delete_team(team: String, confirm: String) -> Result<(), AppError> 
 #[server(prefix = "/rpc", endpoint = "add_member")]
 pub async fn add_member(team: String, username: String, role: String) -> Result<Member, AppError> {
     let (c, req) = console()?;
-    let role = Role::parse(&role).ok_or_else(|| AppError::new("invalid", "Unknown role."))?;
+    let role = Role::parse(&role).ok_or_else(|| invalid("Unknown role."))?;
     c.add_member(&req, &team, NewMember { username, role }).await
 }
 
 #[server(prefix = "/rpc", endpoint = "change_member_role")]
 pub async fn change_member_role(team: String, username: String, role: String) -> Result<Member, AppError> {
     let (c, req) = console()?;
-    let role = Role::parse(&role).ok_or_else(|| AppError::new("invalid", "Unknown role."))?;
+    let role = Role::parse(&role).ok_or_else(|| invalid("Unknown role."))?;
     c.change_member_role(&req, &team, &username, role).await
 }
 
@@ -127,7 +142,7 @@ pub async fn list_tokens() -> Result<Vec<ApiToken>, AppError> {
 #[server(prefix = "/rpc", endpoint = "create_token")]
 pub async fn create_token(name: String, scope: String) -> Result<CreatedToken, AppError> {
     let (c, req) = console()?;
-    let scope = TokenScope::parse(&scope).ok_or_else(|| AppError::new("invalid", "Unknown scope."))?;
+    let scope = TokenScope::parse(&scope).ok_or_else(|| invalid("Unknown scope."))?;
     c.create_token(&req, NewToken { name, scope }).await
 }
 
@@ -212,14 +227,14 @@ pub async fn create_component(
         "git" => Source::Git { url: source, reference: "main".into() },
         "image" => Source::Image { image: source },
         "upload" => Source::Upload,
-        _ => return Err(AppError::new("invalid", "Choose a source.")),
+        _ => return Err(invalid("Choose a source.")),
     };
     let port = match port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| AppError::new("invalid", "The port must be a number from 1 to 65535."))?),
+        Some(p) => Some(p.parse::<u16>().map_err(|_| invalid("The port must be a number from 1 to 65535."))?),
         None => None,
     };
     let replicas = match replicas.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
-        Some(r) => r.parse::<u32>().map_err(|_| AppError::new("invalid", "Replicas must be a whole number."))?,
+        Some(r) => r.parse::<u32>().map_err(|_| invalid("Replicas must be a whole number."))?,
         None => 1,
     };
     let spec = ComponentSpec {
@@ -248,7 +263,7 @@ pub async fn operate_component(team: String, app: String, name: String, action: 
         "stop" => ActionKind::Stop,
         "restart" => ActionKind::Restart,
         "delete" => return c.delete_component(&req, &team, &app, &name).await,
-        _ => return Err(AppError::new("invalid", "Unknown action.")),
+        _ => return Err(invalid("Unknown action.")),
     };
     c.act_on_component(&req, &team, &app, &name, ComponentAction { action, replicas: None }).await
 }
@@ -263,4 +278,64 @@ pub async fn team_events(team: String, #[server(default)] app: Option<String>) -
 pub async fn team_event(team: String, datacenter: String, id: String) -> Result<datacenter::api::EventWithLines, AppError> {
     let (c, req) = console()?;
     c.team_event(&req, &team, &datacenter, &id).await
+}
+
+#[server(prefix = "/rpc", endpoint = "component")]
+pub async fn get_component(team: String, app: String, name: String) -> Result<PlacedComponent, AppError> {
+    let (c, req) = console()?;
+    c.component(&req, &team, &app, &name).await
+}
+
+/// Saves the component's settings from their JSON form. Secrets are given
+/// separately (`NAME=value` lines, write-only); an empty value deletes one.
+#[server(prefix = "/rpc", endpoint = "update_component")]
+pub async fn update_component(
+    team: String,
+    app: String,
+    name: String,
+    settings: String,
+    #[server(default)] secrets: Option<String>,
+) -> Result<EventRef, AppError> {
+    let mut spec: datacenter::api::ComponentSpec = serde_json::from_str(&settings)
+        .map_err(|e| invalid(format!("The settings are not valid JSON for a component: {e}")))?;
+    if spec.name != name {
+        return Err(invalid("A component cannot be renamed."));
+    }
+    for line in secrets.unwrap_or_default().lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("“{line}” is not NAME=value.")))?;
+        spec.secrets.insert(k.trim().to_string(), v.to_string());
+    }
+    let (c, req) = console()?;
+    c.update_component(&req, &team, &app, spec).await
+}
+
+#[server(prefix = "/rpc", endpoint = "scale_component")]
+pub async fn scale_component(team: String, app: String, name: String, replicas: u32) -> Result<EventRef, AppError> {
+    let (c, req) = console()?;
+    c.act_on_component(&req, &team, &app, &name, ComponentAction { action: datacenter::api::ActionKind::Scale, replicas: Some(replicas) })
+        .await
+}
+
+/// A component's settings as the JSON the settings editor shows, made on the
+/// server so the browser bundle carries no serialiser for them.
+#[server(prefix = "/rpc", endpoint = "component_settings")]
+pub async fn component_settings(team: String, app: String, name: String) -> Result<String, AppError> {
+    let (c, req) = console()?;
+    let comp = c.component(&req, &team, &app, &name).await?.component;
+    let spec = datacenter::api::ComponentSpec {
+        name: comp.name,
+        source: comp.source,
+        build: comp.build,
+        ports: comp.ports,
+        env: comp.env,
+        secrets: Default::default(),
+        volumes: comp.volumes,
+        dependencies: comp.dependencies,
+        health: comp.health,
+        resources: comp.resources,
+        replicas: comp.replicas,
+    };
+    serde_json::to_string_pretty(&spec).map_err(|e| AppError::new("internal", e.to_string()))
 }

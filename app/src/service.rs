@@ -50,6 +50,8 @@ pub trait Console: Send + Sync + 'static {
     async fn create_component(&self, req: &Parts, team: &str, app: &str, new: NewComponent) -> Result<EventRef, AppError>;
     async fn act_on_component(&self, req: &Parts, team: &str, app: &str, name: &str, action: ComponentAction) -> Result<EventRef, AppError>;
     async fn delete_component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<EventRef, AppError>;
+    async fn component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<PlacedComponent, AppError>;
+    async fn update_component(&self, req: &Parts, team: &str, app: &str, spec: datacenter::api::ComponentSpec) -> Result<EventRef, AppError>;
     async fn team_events(&self, req: &Parts, team: &str, app: Option<String>) -> Result<Vec<PlacedEvent>, AppError>;
     async fn team_event(&self, req: &Parts, team: &str, datacenter: &str, id: &str) -> Result<datacenter::api::EventWithLines, AppError>;
 }

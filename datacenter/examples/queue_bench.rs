@@ -2,11 +2,12 @@
 //!
 //!   cargo run --release -p datacenter --features service --example queue_bench -- \
 //!       --backend embedded|etcd [--endpoints http://127.0.0.1:2379] [--tasks 5000] \
-//!       [--workers 4] [--producers 2] [--samples 400] [--payload-bytes 256] [--markdown]
+//!       [--workers 4] [--producers 2] [--runs 3] [--samples 400] [--payload-bytes 256] [--markdown]
 //!
 //! Two phases:
 //! - throughput: producers enqueue `--tasks` tasks as fast as they can while `--workers`
-//!   workers claim and ack them; tasks/s = tasks / time until the last ack.
+//!   workers claim and ack them; tasks/s = tasks / time until the last ack. Repeated
+//!   `--runs` times (machines here are shared, so one run can be unlucky): the median counts.
 //! - latency: one producer enqueues `--samples` tasks at a gentle pace (every 5 ms) to idle,
 //!   waiting workers; latency = from the start of `enqueue` to `claim` returning the task.
 //!   That is the wake-up path, without queueing behind a backlog.
@@ -25,6 +26,7 @@ struct Args {
     workers: usize,
     producers: usize,
     samples: usize,
+    runs: usize,
     payload_bytes: usize,
     markdown: bool,
 }
@@ -37,30 +39,60 @@ fn parse_args() -> Args {
         workers: 4,
         producers: 2,
         samples: 400,
+        runs: 3,
         payload_bytes: 256,
         markdown: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
         match flag.as_str() {
             "--backend" => args.backend = value(),
             "--endpoints" => args.endpoints = value().split(',').map(str::to_owned).collect(),
-            "--tasks" => args.tasks = value().parse().unwrap_or_else(|_| usage("--tasks: a number")),
-            "--workers" => args.workers = value().parse().unwrap_or_else(|_| usage("--workers: a number")),
-            "--producers" => {
-                args.producers = value().parse().unwrap_or_else(|_| usage("--producers: a number"))
+            "--tasks" => {
+                args.tasks = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--tasks: a number"))
             }
-            "--samples" => args.samples = value().parse().unwrap_or_else(|_| usage("--samples: a number")),
+            "--workers" => {
+                args.workers = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--workers: a number"))
+            }
+            "--producers" => {
+                args.producers = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--producers: a number"))
+            }
+            "--samples" => {
+                args.samples = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--samples: a number"))
+            }
+            "--runs" => {
+                args.runs = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--runs: a number"))
+            }
             "--payload-bytes" => {
-                args.payload_bytes = value().parse().unwrap_or_else(|_| usage("--payload-bytes: a number"))
+                args.payload_bytes = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--payload-bytes: a number"))
             }
             "--markdown" => args.markdown = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    if args.workers == 0 || args.producers == 0 || args.tasks == 0 || args.samples == 0 {
+    if args.workers == 0
+        || args.producers == 0
+        || args.tasks == 0
+        || args.samples == 0
+        || args.runs == 0
+    {
         usage("counts must be at least 1");
     }
     args
@@ -72,7 +104,7 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: queue_bench --backend embedded|etcd [--endpoints URL[,URL]] [--tasks N] \
-         [--workers N] [--producers N] [--samples N] [--payload-bytes N] [--markdown]"
+         [--workers N] [--producers N] [--runs N] [--samples N] [--payload-bytes N] [--markdown]"
     );
     std::process::exit(2);
 }
@@ -85,40 +117,68 @@ async fn main() {
     let queue: Arc<dyn TaskQueue> = match args.backend.as_str() {
         "embedded" => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let q = EmbeddedQueue::open(&dir.path().join("queue.db"), opts).await.expect("open");
+            let q = EmbeddedQueue::open(&dir.path().join("queue.db"), opts)
+                .await
+                .expect("open");
             _dir = Some(dir);
             Arc::new(q)
         }
         "etcd" => {
             _dir = None;
             let prefix = format!("/bench/{}-{}", std::process::id(), datacenter_now());
-            Arc::new(EtcdQueue::connect(&args.endpoints, &prefix, opts).await.expect("connect etcd"))
+            Arc::new(
+                EtcdQueue::connect(&args.endpoints, &prefix, opts)
+                    .await
+                    .expect("connect etcd"),
+            )
         }
         other => usage(&format!("unknown backend {other}")),
     };
 
-    let throughput = throughput(&queue, &args).await;
-    datacenter::queue::etcd::DBG.dump();
+    let mut runs = Vec::new();
+    for run in 0..args.runs {
+        runs.push(throughput(&queue, &args, run).await);
+    }
+    runs.sort_by(|a, b| a.total_cmp(b));
+    let (median, low, high) = (runs[runs.len() / 2], runs[0], runs[runs.len() - 1]);
     let (p50, p99, mean) = latency(&queue, &args).await;
 
     if args.markdown {
         println!(
-            "| {} | {} | {}×{} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            args.backend, args.tasks, args.producers, args.workers, throughput, p50, p99, mean
+            "| {} | {} | {}×{} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {:.2} |",
+            args.backend,
+            args.tasks,
+            args.producers,
+            args.workers,
+            median,
+            low,
+            high,
+            p50,
+            p99,
+            mean
         );
     } else {
         println!("backend      {}", args.backend);
-        println!("throughput   {throughput:.0} tasks/s ({} tasks, {} producers, {} workers)", args.tasks, args.producers, args.workers);
-        println!("latency      p50 {p50:.2} ms, p99 {p99:.2} ms, mean {mean:.2} ms ({} samples)", args.samples);
+        println!(
+            "throughput   {median:.0} tasks/s, median of {} runs ({low:.0}–{high:.0}; {} tasks, {} producers, {} workers)",
+            args.runs, args.tasks, args.producers, args.workers
+        );
+        println!(
+            "latency      p50 {p50:.2} ms, p99 {p99:.2} ms, mean {mean:.2} ms ({} samples)",
+            args.samples
+        );
     }
 }
 
 fn datacenter_now() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
-async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args) -> f64 {
-    const TOPIC: &str = "bench-throughput";
+async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args, run: usize) -> f64 {
+    let topic: &'static str = Box::leak(format!("bench-throughput-{run}").into_boxed_str());
     let filler = "x".repeat(args.payload_bytes);
     let acked = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -129,7 +189,12 @@ async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args) -> f64 {
             let name = format!("bench-{w}");
             while acked.load(Ordering::Relaxed) < total {
                 let claimed = queue
-                    .claim(TOPIC, &name, Duration::from_secs(30), Duration::from_millis(200))
+                    .claim(
+                        topic,
+                        &name,
+                        Duration::from_secs(30),
+                        Duration::from_millis(200),
+                    )
                     .await
                     .expect("claim");
                 if let Some(task) = claimed {
@@ -145,7 +210,7 @@ async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args) -> f64 {
         handles.push(tokio::spawn(async move {
             for n in 0..share {
                 let task = NewTask::new(json!({ "producer": p, "n": n, "filler": filler }));
-                queue.enqueue(TOPIC, task).await.expect("enqueue");
+                queue.enqueue(topic, task).await.expect("enqueue");
             }
         }));
     }
@@ -162,12 +227,18 @@ async fn latency(queue: &Arc<dyn TaskQueue>, args: &Args) -> (f64, f64, f64) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let mut workers = Vec::new();
     for w in 0..args.workers {
-        let (queue, received, total, tx) = (queue.clone(), received.clone(), args.samples, tx.clone());
+        let (queue, received, total, tx) =
+            (queue.clone(), received.clone(), args.samples, tx.clone());
         workers.push(tokio::spawn(async move {
             let name = format!("lat-{w}");
             while received.load(Ordering::Relaxed) < total {
                 let claimed = queue
-                    .claim(TOPIC, &name, Duration::from_secs(30), Duration::from_millis(200))
+                    .claim(
+                        TOPIC,
+                        &name,
+                        Duration::from_secs(30),
+                        Duration::from_millis(200),
+                    )
                     .await
                     .expect("claim");
                 if let Some(task) = claimed {
@@ -189,7 +260,10 @@ async fn latency(queue: &Arc<dyn TaskQueue>, args: &Args) -> (f64, f64, f64) {
         pace.tick().await;
         let t0 = base.elapsed().as_micros() as f64;
         queue
-            .enqueue(TOPIC, NewTask::new(json!({ "t0_us": t0, "filler": filler })))
+            .enqueue(
+                TOPIC,
+                NewTask::new(json!({ "t0_us": t0, "filler": filler })),
+            )
             .await
             .expect("enqueue");
     }
@@ -201,7 +275,8 @@ async fn latency(queue: &Arc<dyn TaskQueue>, args: &Args) -> (f64, f64, f64) {
         samples.push(ms);
     }
     samples.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    let pick =
+        |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;
     (pick(0.50), pick(0.99), mean)
 }

@@ -12,11 +12,26 @@ use std::time::Duration;
 const TOKEN: &str = "test-token-0123456789";
 
 async fn datacenter(dir: &std::path::Path) -> (Running, DatacenterClient) {
+    datacenter_on(dir, None).await
+}
+
+/// A fresh database on the test PostgreSQL server (`scripts/test.sh` starts it).
+async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("CLOUDPORT_TEST_POSTGRES_URL")
+        .expect("CLOUDPORT_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, which starts PostgreSQL");
+    let name = format!("dc_test_{}_{}", std::process::id(), datacenter::store::now_ms());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+async fn datacenter_on(dir: &std::path::Path, database_url: Option<String>) -> (Running, DatacenterClient) {
     let config = DatacenterConfig {
         name: "t".into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
-        database_url: None,
+        database_url,
         token: TOKEN.into(),
         queue: QueueConfig::Embedded,
         workers: 2,
@@ -115,6 +130,17 @@ async fn secrets_are_sealed_and_never_returned() {
 async fn actions_run_through_the_queue_and_log_their_events() {
     let dir = tempfile::tempdir().unwrap();
     let (_running, client) = datacenter(dir.path()).await;
+    actions_flow(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_a_postgresql_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, client) = datacenter_on(dir.path(), Some(fresh_postgres().await)).await;
+    actions_flow(client).await;
+}
+
+async fn actions_flow(client: DatacenterClient) {
     let created = client.create_component("acme", "shop", &spec("web"), "tester").await.unwrap();
     let ev = wait_event(&client, &created.event_id).await;
     assert_eq!(ev.event.status, EventStatus::Succeeded);

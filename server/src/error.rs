@@ -79,6 +79,10 @@ impl From<Error> for AppError {
         if let Error::Internal(cause) = &e {
             tracing::error!(%cause, "request failed");
         }
+        // Inside a server function: answer with the error's own status, not 500.
+        if let Some(resp) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(e.status());
+        }
         AppError::new(e.code(), e.public_message())
     }
 }

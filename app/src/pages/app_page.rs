@@ -119,7 +119,7 @@ fn ComponentRow(p: PlacedComponent, team: String, app: String, can_change: bool,
     let name = c.name.clone();
     view! {
         <tr data-component=c.name.clone()>
-            <td><strong>{c.name.clone()}</strong></td>
+            <td><a href=format!("/teams/{team}/apps/{app}/components/{}", c.name)><strong>{c.name.clone()}</strong></a></td>
             <td>{p.datacenter.clone()}</td>
             <td><span class=format!("status status-{}", c.status.as_str())>{c.status.as_str().replace('_', " ")}</span></td>
             <td>{c.replicas}</td>

@@ -1,5 +1,6 @@
 mod account;
 mod app_page;
+mod component;
 mod datacenters;
 mod event;
 mod audit;
@@ -12,6 +13,7 @@ mod users;
 
 pub use account::AccountPage;
 pub use app_page::AppPage;
+pub use component::ComponentPage;
 pub use datacenters::DatacentersPage;
 pub use event::EventPage;
 pub use audit::AuditPage;

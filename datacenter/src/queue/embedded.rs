@@ -73,7 +73,10 @@ impl EmbeddedQueue {
     /// runs out.
     pub async fn open(path: &Path, opts: QueueOptions) -> Result<Self, QueueError> {
         if opts.max_attempts == 0 {
-            return Err(QueueError::Invalid { what: "max_attempts", reason: "must be at least 1".into() });
+            return Err(QueueError::Invalid {
+                what: "max_attempts",
+                reason: "must be at least 1".into(),
+            });
         }
         let connect = SqliteConnectOptions::new()
             .filename(path)
@@ -90,6 +93,9 @@ impl EmbeddedQueue {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(opts.backend_timeout)
+            // A local file does not drop connections; the default ping before every
+            // statement would double the hand-offs to SQLite's thread.
+            .test_before_acquire(false)
             // The one writer lives as long as the queue: reconnecting costs more than it saves.
             .idle_timeout(None)
             .max_lifetime(None)
@@ -99,9 +105,17 @@ impl EmbeddedQueue {
         let reader = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(opts.backend_timeout)
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
-        Ok(Self { inner: Arc::new(Inner { writer, reader, opts, wakers: Wakers::default() }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                opts,
+                wakers: Wakers::default(),
+            }),
+        })
     }
 
     /// Closes the connections; queued work stays in the file.
@@ -136,14 +150,19 @@ impl EmbeddedQueue {
             .fetch_optional(&self.inner.writer)
             .await?;
             let Some(row) = row else {
-                return Ok(Attempt::Empty { retry_in: self.next_expiry(topic).await? });
+                return Ok(Attempt::Empty {
+                    retry_in: self.next_expiry(topic).await?,
+                });
             };
             let id: String = row.try_get("id")?;
             let attempt = row.try_get::<i64, _>("attempt")? as u32;
             if attempt > max {
                 // Its last allowed attempt ended with a lapsed lease (the worker died or hung):
                 // handing it out again would let one poisonous task kill workers forever.
-                let reason = format!("lease expired on attempt {} of {max} without an ack", attempt - 1);
+                let reason = format!(
+                    "lease expired on attempt {} of {max} without an ack",
+                    attempt - 1
+                );
                 self.bury(&id, &token, &reason, Some(attempt - 1)).await?;
                 continue;
             }
@@ -204,7 +223,10 @@ impl EmbeddedQueue {
         if moved == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM queue_tasks WHERE id = ?1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM queue_tasks WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -213,7 +235,13 @@ impl EmbeddedQueue {
 #[async_trait::async_trait]
 impl TaskQueue for EmbeddedQueue {
     async fn enqueue(&self, topic: &str, task: NewTask) -> Result<Enqueued, QueueError> {
-        let span = tracing::info_span!("queue.enqueue", backend = "embedded", topic, id = tracing::field::Empty, deduplicated = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "queue.enqueue",
+            backend = "embedded",
+            topic,
+            id = tracing::field::Empty,
+            deduplicated = tracing::field::Empty
+        );
         async {
             check_topic(topic)?;
             let payload = encode_task(&task, &self.inner.opts)?;
@@ -234,7 +262,10 @@ impl TaskQueue for EmbeddedQueue {
                 .rows_affected();
                 let result = if inserted == 1 {
                     self.inner.wakers.wake_one(topic);
-                    Enqueued { id, deduplicated: false }
+                    Enqueued {
+                        id,
+                        deduplicated: false,
+                    }
                 } else {
                     let existing: Option<String> = sqlx::query_scalar(
                         "SELECT id FROM queue_tasks WHERE topic = ?1 AND dedupe_key = ?2",
@@ -245,7 +276,10 @@ impl TaskQueue for EmbeddedQueue {
                     .await?;
                     // None: the twin was acked in between, so the key is free again.
                     let Some(id) = existing else { continue };
-                    Enqueued { id, deduplicated: true }
+                    Enqueued {
+                        id,
+                        deduplicated: true,
+                    }
                 };
                 let span = tracing::Span::current();
                 span.record("id", result.id.as_str());
@@ -264,14 +298,25 @@ impl TaskQueue for EmbeddedQueue {
         lease: Duration,
         wait: Duration,
     ) -> Result<Option<Claimed>, QueueError> {
-        let span = tracing::info_span!("queue.claim", backend = "embedded", topic, worker, id = tracing::field::Empty, attempt = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "queue.claim",
+            backend = "embedded",
+            topic,
+            worker,
+            id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        );
         async {
             check_topic(topic)?;
             check_worker(worker)?;
             check_lease(lease)?;
-            let claimed = claim_loop(&self.inner.wakers, topic, wait, self.inner.opts.poll_interval, || {
-                self.try_claim(topic, worker, lease)
-            })
+            let claimed = claim_loop(
+                &self.inner.wakers,
+                topic,
+                wait,
+                self.inner.opts.poll_interval,
+                || self.try_claim(topic, worker, lease),
+            )
             .await?;
             if let Some(task) = &claimed {
                 let span = tracing::Span::current();
@@ -299,7 +344,9 @@ impl TaskQueue for EmbeddedQueue {
         .await?
         .rows_affected();
         if renewed == 0 {
-            return Err(QueueError::LeaseLost { id: task.id.clone() });
+            return Err(QueueError::LeaseLost {
+                id: task.id.clone(),
+            });
         }
         Ok(())
     }
@@ -314,10 +361,12 @@ impl TaskQueue for EmbeddedQueue {
         .bind(&task.token)
         .bind(now_ms())
         .execute(&self.inner.writer)
-            .await?
-            .rows_affected();
+        .await?
+        .rows_affected();
         if deleted == 0 {
-            return Err(QueueError::LeaseLost { id: task.id.clone() });
+            return Err(QueueError::LeaseLost {
+                id: task.id.clone(),
+            });
         }
         Ok(())
     }
@@ -338,11 +387,16 @@ impl TaskQueue for EmbeddedQueue {
             self.inner.wakers.wake_one(&task.topic);
             return Ok(());
         }
-        if self.bury(&task.id, &task.token, &clip_reason(reason), None).await? {
+        if self
+            .bury(&task.id, &task.token, &clip_reason(reason), None)
+            .await?
+        {
             tracing::warn!(topic = %task.topic, id = %task.id, attempts = task.attempt, reason, "task dead-lettered");
             return Ok(());
         }
-        Err(QueueError::LeaseLost { id: task.id.clone() })
+        Err(QueueError::LeaseLost {
+            id: task.id.clone(),
+        })
     }
 
     async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadTask>, QueueError> {
@@ -359,8 +413,10 @@ impl TaskQueue for EmbeddedQueue {
             .map(|row| {
                 let id: String = row.try_get("id")?;
                 let payload: String = row.try_get("payload")?;
-                let payload = serde_json::from_str(&payload)
-                    .map_err(|e| QueueError::Corrupt { key: id.clone(), reason: e.to_string() })?;
+                let payload = serde_json::from_str(&payload).map_err(|e| QueueError::Corrupt {
+                    key: id.clone(),
+                    reason: e.to_string(),
+                })?;
                 Ok(DeadTask {
                     id,
                     topic: topic.to_owned(),

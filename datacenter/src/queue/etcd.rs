@@ -17,11 +17,13 @@
 //! ready again. Every other change compares the claim token, so a worker whose lease ran
 //! out cannot ack or fail a task that is now someone else's.
 //!
-//! Round trips are what limit throughput, so a task costs three writes (enqueue, claim,
-//! ack) and one local read (the claim scan). Claims made within half a second of each
-//! other with the same lease share one etcd lease, granted half a second longer and never
-//! kept alive: a claim lasts between `lease` and `lease` + 1.5 s (whole-second TTLs, etcd
-//! checks expiries every 500 ms), and neither a grant nor a revoke is paid per task.
+//! etcd's write rate is what limits throughput, so a task costs three writes (enqueue,
+//! claim, ack) and nothing else: claims made within half a second of each other with the
+//! same lease share one etcd lease, granted half a second longer and never kept alive (a
+//! claim lasts between `lease` and `lease` + 1.5 s: whole-second TTLs, and etcd checks
+//! expiries every 500 ms), so no grant or revoke is paid per task; and the ready tasks
+//! found by one scan (a local, serializable read) are handed to this process's claimers one
+//! by one until a release (fail, lease expiry) seen on the watch makes them stale.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -29,13 +31,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KeyValue,
-    PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchFilterType, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KeyValue, PutOptions, Txn,
+    TxnOp, TxnOpResponse, TxnResponse, WatchFilterType, WatchOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -54,16 +55,7 @@ const MAX_LOST_RACES: usize = 8;
 /// How long the candidates of a scan are trusted. Releases we hear of (fail, lease expiry)
 /// clear them at once; this bounds what we might not hear of (a lost watch).
 const CANDIDATES_TTL: Duration = Duration::from_secs(1);
-/// etcd's default `--max-txn-ops`: the most compares, and operations per branch, per txn.
-const MAX_TXN_OPS: usize = 128;
-/// Merged transactions stay well under etcd's default 1.5 MiB request limit.
-const MAX_MERGED_BYTES: usize = 1024 * 1024;
-/// Merged transactions a lane keeps on their way at once. More than one, so that two
-/// callers do not wait for each other; few, so that a crowd of them gets merged.
-const LANE_IN_FLIGHT: usize = 2;
-/// Callers that may wait for a lane at once (each waits for its answer, so this only
-/// bounds a burst).
-const LANE_DEPTH: usize = 1024;
+
 /// Claims this close together (with the same lease) share one etcd lease.
 const LEASE_SHARING: Duration = Duration::from_millis(500);
 
@@ -75,15 +67,12 @@ pub struct EtcdQueue {
 
 struct Inner {
     shared: Arc<Shared>,
-    /// The watcher and the batching lanes.
-    tasks: Vec<JoinHandle<()>>,
+    watcher: JoinHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.watcher.abort();
     }
 }
 
@@ -111,46 +100,6 @@ struct Shared {
     /// Claim keys (`topic/id`) this process deletes as done (ack, dead letter): their
     /// deletion on the watch is no release and must not throw the candidates away.
     finishing: Mutex<HashMap<String, Instant>>,
-    lanes: Lanes,
-}
-
-/// Enqueues, claims and acks from concurrent callers travel to etcd merged into one
-/// transaction per lane (see [`lane_loop`]).
-struct Lanes {
-    enqueue: Lane,
-    claim: Lane,
-    ack: Lane,
-}
-
-struct Lane {
-    name: &'static str,
-    tx: mpsc::Sender<Job>,
-}
-
-type Job = (TxnParts, oneshot::Sender<Result<Answer, QueueError>>);
-
-/// A transaction kept in parts, so that several can be merged into one.
-struct TxnParts {
-    when: Vec<Compare>,
-    then: Vec<TxnOp>,
-    otherwise: Vec<TxnOp>,
-    /// Roughly what it weighs on the wire, to keep merged requests under etcd's limit.
-    bytes: usize,
-}
-
-impl TxnParts {
-    fn alone(&self) -> Txn {
-        Txn::new().when(self.when.clone()).and_then(self.then.clone()).or_else(self.otherwise.clone())
-    }
-}
-
-/// The outcome of one caller's transaction, whether it ran merged or alone.
-struct Answer {
-    succeeded: bool,
-    /// The responses of its `then` (or `otherwise`) operations.
-    responses: Vec<TxnOpResponse>,
-    /// Whether a try failed first: the transaction may have been applied before.
-    retried: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,20 +129,26 @@ impl EtcdQueue {
         opts: QueueOptions,
     ) -> Result<Self, QueueError> {
         if endpoints.is_empty() {
-            return Err(QueueError::Invalid { what: "etcd endpoints", reason: "none given".into() });
+            return Err(QueueError::Invalid {
+                what: "etcd endpoints",
+                reason: "none given".into(),
+            });
         }
         if opts.max_attempts == 0 {
-            return Err(QueueError::Invalid { what: "max_attempts", reason: "must be at least 1".into() });
+            return Err(QueueError::Invalid {
+                what: "max_attempts",
+                reason: "must be at least 1".into(),
+            });
         }
         let prefix = prefix.trim_end_matches('/').to_owned();
         if prefix.is_empty() {
             // An empty prefix would make the queue's ranges cover the whole keyspace.
-            return Err(QueueError::Invalid { what: "etcd prefix", reason: "must not be empty".into() });
+            return Err(QueueError::Invalid {
+                what: "etcd prefix",
+                reason: "must not be empty".into(),
+            });
         }
         let client = new_client(endpoints).await?;
-        let (enqueue_tx, enqueue_rx) = mpsc::channel(LANE_DEPTH);
-        let (claim_tx, claim_rx) = mpsc::channel(LANE_DEPTH);
-        let (ack_tx, ack_rx) = mpsc::channel(LANE_DEPTH);
         let shared = Arc::new(Shared {
             endpoints: endpoints.to_vec(),
             prefix,
@@ -205,27 +160,25 @@ impl EtcdQueue {
             candidates: Mutex::default(),
             scan_gates: Mutex::default(),
             finishing: Mutex::default(),
-            lanes: Lanes {
-                enqueue: Lane { name: "enqueue", tx: enqueue_tx },
-                claim: Lane { name: "claim", tx: claim_tx },
-                ack: Lane { name: "ack", tx: ack_tx },
-            },
         });
         // A wrong address should fail here, not at the first enqueue.
         let probe = format!("{}/", shared.prefix);
         shared
             .call("connect", |mut c| {
                 let probe = probe.clone();
-                async move { c.get(probe, Some(GetOptions::new().with_prefix().with_count_only())).await }
+                async move {
+                    c.get(
+                        probe,
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await
+                }
             })
             .await?;
-        let tasks = vec![
-            tokio::spawn(watch_loop(shared.clone())),
-            tokio::spawn(lane_loop(shared.clone(), "enqueue", enqueue_rx)),
-            tokio::spawn(lane_loop(shared.clone(), "claim", claim_rx)),
-            tokio::spawn(lane_loop(shared.clone(), "ack", ack_rx)),
-        ];
-        Ok(Self { inner: Arc::new(Inner { shared, tasks }) })
+        let watcher = tokio::spawn(watch_loop(shared.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner { shared, watcher }),
+        })
     }
 
     fn shared(&self) -> &Shared {
@@ -241,7 +194,9 @@ async fn new_client(endpoints: &[String]) -> Result<Client, QueueError> {
         .with_keep_alive_while_idle(true);
     match tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options))).await {
         Ok(client) => Ok(client?),
-        Err(_) => Err(QueueError::Unavailable(format!("etcd at {endpoints:?}: connect timed out"))),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "etcd at {endpoints:?}: connect timed out"
+        ))),
     }
 }
 
@@ -290,7 +245,11 @@ struct Released<'a> {
 
 impl<'a> Released<'a> {
     fn new(shared: &'a Shared, task: &'a Claimed) -> Self {
-        Self { shared, task, gone: false }
+        Self {
+            shared,
+            task,
+            gone: false,
+        }
     }
 }
 
@@ -317,7 +276,10 @@ struct Reservation<'a> {
 impl Reservation<'_> {
     /// The claim went through: keep other claimers away until its lease ends.
     fn hold_until(mut self, until: Instant) {
-        self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(std::mem::take(&mut self.key), until);
+        self.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(std::mem::take(&mut self.key), until);
         self.claimed = true;
     }
 }
@@ -325,7 +287,10 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.claimed {
-            self.local.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+            self.local
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.key);
         }
     }
 }
@@ -357,7 +322,11 @@ impl Shared {
     /// until `backend_timeout`. Returns the result and whether it took more than one try:
     /// after a failed try the request may have been applied anyway, which callers of
     /// non-idempotent requests must allow for.
-    async fn call_tracked<T, F, Fut>(&self, what: &'static str, mut op: F) -> Result<(T, bool), QueueError>
+    async fn call_tracked<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut op: F,
+    ) -> Result<(T, bool), QueueError>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -397,32 +366,20 @@ impl Shared {
         Ok(self.call_tracked(what, op).await?.0)
     }
 
-    async fn txn_tracked(&self, what: &'static str, txn: Txn) -> Result<(TxnResponse, bool), QueueError> {
-        let t0 = Instant::now();
-        let r = self.call_tracked(what, |mut c| {
+    async fn txn_tracked(
+        &self,
+        what: &'static str,
+        txn: Txn,
+    ) -> Result<(TxnResponse, bool), QueueError> {
+        self.call_tracked(what, |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })
-        .await;
-        DBG.time(what, t0.elapsed());
-        r
+        .await
     }
 
     async fn txn(&self, what: &'static str, txn: Txn) -> Result<TxnResponse, QueueError> {
         Ok(self.txn_tracked(what, txn).await?.0)
-    }
-
-    /// Runs a transaction through a lane, merged with whatever else is waiting there.
-    async fn submit(&self, lane: &Lane, parts: TxnParts) -> Result<Answer, QueueError> {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || QueueError::Unavailable(format!("etcd {} lane stopped", lane.name));
-        lane.tx.send((parts, reply)).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-
-    async fn run_alone(&self, name: &'static str, parts: &TxnParts, retried_before: bool) -> Result<Answer, QueueError> {
-        let (resp, retried) = self.txn_tracked(name, parts.alone()).await?;
-        Ok(Answer { succeeded: resp.succeeded(), responses: resp.op_responses(), retried: retried || retried_before })
     }
 
     fn key(&self, kind: &str, topic: &str, rest: &str) -> String {
@@ -436,21 +393,36 @@ impl Shared {
     /// An etcd lease that outlives `lease` from now: a recent shared one, or a new one.
     async fn lease_for(&self, lease: Duration) -> Result<i64, QueueError> {
         let ttl = ttl_secs(lease);
-        if let Some(&(id, asked)) = self.leases.lock().unwrap_or_else(|e| e.into_inner()).get(&ttl) {
+        if let Some(&(id, asked)) = self
+            .leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ttl)
+        {
             if asked.elapsed() < LEASE_SHARING {
                 return Ok(id);
             }
         }
         // Timed from before the request, so the lease surely ends no earlier than we think.
         let asked = Instant::now();
-        let resp = self.call("lease grant", |mut c| async move { c.lease_grant(ttl, None).await }).await?;
-        self.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(ttl, (resp.id(), asked));
+        let resp = self
+            .call("lease grant", |mut c| async move {
+                c.lease_grant(ttl, None).await
+            })
+            .await?;
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ttl, (resp.id(), asked));
         Ok(resp.id())
     }
 
     /// A shared lease etcd no longer knows (say it was lost with a restored snapshot).
     fn forget_lease(&self, id: i64) {
-        self.leases.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (lease, _)| *lease != id);
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (lease, _)| *lease != id);
     }
 
     fn reserve(&self, topic: &str, id: &str) -> Option<Reservation<'_>> {
@@ -464,16 +436,24 @@ impl Shared {
         if local.get(&key).is_some_and(|until| *until > now) {
             return None;
         }
-        local.insert(key.clone(), now + REQUEST_TIMEOUT + self.opts.backend_timeout);
-        Some(Reservation { local: &self.local, key, claimed: false })
+        local.insert(
+            key.clone(),
+            now + REQUEST_TIMEOUT + self.opts.backend_timeout,
+        );
+        Some(Reservation {
+            local: &self.local,
+            key,
+            claimed: false,
+        })
     }
-
-
 
     /// A task was released (failed, or its lease ran out): it goes before the cached
     /// candidates, so they must be looked up again.
     fn forget_candidates(&self, topic: &str) {
-        self.candidates.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
+        self.candidates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
     }
 
     fn scan_gate(&self, topic: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -510,18 +490,32 @@ impl Shared {
             let snapshot = Txn::new().and_then([
                 TxnOp::get(
                     tasks_dir.clone(),
-                    Some(GetOptions::new().with_prefix().with_keys_only().with_limit(window).with_serializable()),
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_keys_only()
+                            .with_limit(window)
+                            .with_serializable(),
+                    ),
                 ),
                 TxnOp::get(
                     claims_dir.clone(),
-                    Some(GetOptions::new().with_prefix().with_keys_only().with_serializable()),
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_keys_only()
+                            .with_serializable(),
+                    ),
                 ),
             ]);
             let resp = self.txn("claim scan", snapshot).await?;
             let mut gets = gets(&resp);
             let (tasks, claims) = (gets.remove(0), gets.remove(0));
-            let held: HashSet<&[u8]> =
-                claims.kvs().iter().map(|kv| &kv.key()[claims_dir.len()..]).collect();
+            let held: HashSet<&[u8]> = claims
+                .kvs()
+                .iter()
+                .map(|kv| &kv.key()[claims_dir.len()..])
+                .collect();
             let free: VecDeque<String> = tasks
                 .kvs()
                 .iter()
@@ -544,16 +538,22 @@ impl Shared {
         Ok(found)
     }
 
-    async fn try_claim(&self, topic: &str, worker: &str, lease: Duration) -> Result<Attempt, QueueError> {
+    async fn try_claim(
+        &self,
+        topic: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Attempt, QueueError> {
         let mut lease_id = None;
         let mut scanned = false;
         let mut lost = 0;
         loop {
             let Some((id, reservation)) = self.next_candidate(topic) else {
                 if scanned {
-                    DBG.count("drained");
                     // Other claimers of this process took what the scan found.
-                    return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                    return Ok(Attempt::Empty {
+                        retry_in: Some(Duration::ZERO),
+                    });
                 }
                 scanned = true;
                 let gate = self.scan_gate(topic);
@@ -568,8 +568,8 @@ impl Shared {
                     .map(|(ids, _)| !ids.is_empty());
                 // Lease expiries arrive as claim deletions on the watch: no timer needed.
                 match fresh {
-                    Some(true) => { DBG.count("waited-scan-hit"); continue },
-                    Some(false) => { DBG.count("waited-scan-empty"); return Ok(Attempt::Empty { retry_in: None }) },
+                    Some(true) => continue,
+                    Some(false) => return Ok(Attempt::Empty { retry_in: None }),
                     None if self.scan(topic).await? => continue,
                     None => return Ok(Attempt::Empty { retry_in: None }),
                 }
@@ -579,56 +579,69 @@ impl Shared {
                 None => *lease_id.insert(self.lease_for(lease).await?),
             };
             let token = new_token();
-            let (t, c, a) = (self.key("t", topic, &id), self.key("c", topic, &id), self.key("a", topic, &id));
-            let parts = TxnParts {
-                when: vec![
+            let (t, c, a) = (
+                self.key("t", topic, &id),
+                self.key("c", topic, &id),
+                self.key("a", topic, &id),
+            );
+            let txn = Txn::new()
+                .when([
                     Compare::version(c.clone(), CompareOp::Equal, 0),
                     Compare::version(t.clone(), CompareOp::Greater, 0),
-                ],
-                then: vec![
-                    TxnOp::put(c.clone(), token.clone(), Some(PutOptions::new().with_lease(lease_id))),
+                ])
+                .and_then([
+                    TxnOp::put(
+                        c.clone(),
+                        token.clone(),
+                        Some(PutOptions::new().with_lease(lease_id)),
+                    ),
                     TxnOp::put(a.clone(), worker, None),
                     TxnOp::get(t.clone(), None),
                     TxnOp::get(a.clone(), None),
-                ],
-                otherwise: vec![TxnOp::get(c.clone(), None)],
-                bytes: 3 * t.len() + worker.len() + token.len(),
-            };
-            let answer = match self.submit(&self.lanes.claim, parts).await {
+                ])
+                .or_else([TxnOp::get(c.clone(), None)]);
+            let (resp, retried) = match self.txn_tracked("claim", txn).await {
                 Err(e) if is_lease_not_found(&e) => {
                     self.forget_lease(lease_id);
-                    return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                    return Ok(Attempt::Empty {
+                        retry_in: Some(Duration::ZERO),
+                    });
                 }
                 other => other?,
             };
-            let (task, attempts) = if answer.succeeded {
-                let mut gets = get_responses(answer.responses);
+            let (task, attempts) = if resp.succeeded() {
+                let mut gets = gets(&resp);
                 (first(gets.remove(0)), first(gets.remove(0)))
             } else {
-                let mine = first(get_responses(answer.responses).remove(0))
-                    .is_some_and(|kv| kv.value() == token.as_bytes());
-                if !(answer.retried && mine) {
+                let mine =
+                    first(gets(&resp).remove(0)).is_some_and(|kv| kv.value() == token.as_bytes());
+                if !(retried && mine) {
                     // Another process was faster, or the task is gone: what we cached is
                     // stale, so look again rather than lose more races on it.
                     self.forget_candidates(topic);
-                    DBG.count("lost-race");
                     scanned = false;
                     lost += 1;
                     if lost == MAX_LOST_RACES {
-                        return Ok(Attempt::Empty { retry_in: Some(Duration::ZERO) });
+                        return Ok(Attempt::Empty {
+                            retry_in: Some(Duration::ZERO),
+                        });
                     }
                     continue;
                 }
                 // Our first try went through but its answer was lost: read what it wrote.
-                let read = Txn::new().and_then([TxnOp::get(t.clone(), None), TxnOp::get(a.clone(), None)]);
+                let read =
+                    Txn::new().and_then([TxnOp::get(t.clone(), None), TxnOp::get(a.clone(), None)]);
                 let mut gets = gets(&self.txn("claim", read).await?);
                 (first(gets.remove(0)), first(gets.remove(0)))
             };
             let (Some(task), Some(attempts)) = (task, attempts) else {
                 continue;
             };
-            let record: TaskRecord = serde_json::from_slice(task.value())
-                .map_err(|e| QueueError::Corrupt { key: t.clone(), reason: e.to_string() })?;
+            let record: TaskRecord =
+                serde_json::from_slice(task.value()).map_err(|e| QueueError::Corrupt {
+                    key: t.clone(),
+                    reason: e.to_string(),
+                })?;
             let attempt = attempts.version() as u32;
             let claimed = Claimed {
                 id: id.clone(),
@@ -670,7 +683,10 @@ impl Shared {
     }
 
     fn not_finishing(&self, key: &str) {
-        self.finishing.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.finishing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// Moves a claimed task to the dead letters, provided `task`'s claim still holds.
@@ -687,7 +703,11 @@ impl Shared {
             died_at_ms: now_ms(),
         };
         let mut ops = vec![
-            TxnOp::put(self.key("x", topic, &task.id), serde_json::to_vec(&dead)?, None),
+            TxnOp::put(
+                self.key("x", topic, &task.id),
+                serde_json::to_vec(&dead)?,
+                None,
+            ),
             TxnOp::delete(t.clone(), None),
             TxnOp::delete(self.key("a", topic, &task.id), None),
             TxnOp::delete(c.clone(), None),
@@ -700,7 +720,10 @@ impl Shared {
             .and_then(ops)
             .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
         let marker = self.finishing(task);
-        let (resp, retried) = self.txn_tracked("dead-letter", txn).await.inspect_err(|_| self.not_finishing(&marker))?;
+        let (resp, retried) = self
+            .txn_tracked("dead-letter", txn)
+            .await
+            .inspect_err(|_| self.not_finishing(&marker))?;
         if resp.succeeded() {
             return Ok(true);
         }
@@ -708,85 +731,6 @@ impl Shared {
         // A retry that finds the task gone: our first try did it.
         Ok(retried && first(gets(&resp).remove(0)).is_none())
     }
-}
-
-/// Natural batching: while `LANE_IN_FLIGHT` merged transactions are on their way to etcd,
-/// the next callers queue up, and go together in the next one. etcd pays per request (a consensus round, a
-/// WAL entry), far more than per key, so under load this divides its work per task; alone,
-/// a caller waits for nothing. The merged transaction holds every caller's compares and
-/// operations: if one compare fails (a lost lease, a taken task, a dedupe hit) it changes
-/// nothing, and each caller's transaction runs again alone to get its own answer.
-async fn lane_loop(shared: Arc<Shared>, name: &'static str, mut rx: mpsc::Receiver<Job>) {
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(LANE_IN_FLIGHT));
-    let mut carry: Option<Job> = None;
-    loop {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-        let first = match carry.take() {
-            Some(job) => job,
-            None => match rx.recv().await {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let (mut when, mut then, mut bytes) = (first.0.when.len(), first.0.then.len(), first.0.bytes);
-        let mut jobs = vec![first];
-        while let Ok(job) = rx.try_recv() {
-            let fits = when + job.0.when.len() <= MAX_TXN_OPS
-                && then + job.0.then.len() <= MAX_TXN_OPS
-                && bytes + job.0.bytes <= MAX_MERGED_BYTES;
-            if !fits {
-                carry = Some(job);
-                break;
-            }
-            when += job.0.when.len();
-            then += job.0.then.len();
-            bytes += job.0.bytes;
-            jobs.push(job);
-        }
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            run_merged(&shared, name, jobs).await;
-            drop(permit);
-        });
-    }
-}
-
-async fn run_merged(shared: &Arc<Shared>, name: &'static str, mut jobs: Vec<Job>) {
-    if jobs.len() == 1 {
-        let (parts, reply) = jobs.pop().expect("one job");
-        let _ = reply.send(shared.run_alone(name, &parts, false).await);
-        return;
-    }
-    let merged = Txn::new()
-        .when(jobs.iter().flat_map(|(p, _)| p.when.iter().cloned()).collect::<Vec<_>>())
-        .and_then(jobs.iter().flat_map(|(p, _)| p.then.iter().cloned()).collect::<Vec<_>>());
-    let retried = match shared.txn_tracked(name, merged).await {
-        Ok((resp, retried)) if resp.succeeded() => {
-            let mut responses = resp.op_responses().into_iter();
-            for (parts, reply) in jobs {
-                let mine = responses.by_ref().take(parts.then.len()).collect();
-                let _ = reply.send(Ok(Answer { succeeded: true, responses: mine, retried }));
-            }
-            return;
-        }
-        Ok((_, retried)) => retried,
-        Err(QueueError::Unavailable(why)) => {
-            for (_, reply) in jobs {
-                let _ = reply.send(Err(QueueError::Unavailable(why.clone())));
-            }
-            return;
-        }
-        // Say two enqueues with the same dedupe key (etcd refuses a key twice in a txn).
-        Err(_) => false,
-    };
-    let mut alone = JoinSet::new();
-    for (parts, reply) in jobs {
-        let shared = shared.clone();
-        alone.spawn(async move {
-            let _ = reply.send(shared.run_alone(name, &parts, retried).await);
-        });
-    }
-    while alone.join_next().await.is_some() {}
 }
 
 /// Wakes the claimers of a topic when one of its tasks may have become ready: a new task
@@ -808,21 +752,39 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
     let mut watch = client.watch_client();
     let start = watch.watch(
         tasks.clone(),
-        Some(WatchOptions::new().with_prefix().with_filters([WatchFilterType::NoDelete])),
+        Some(
+            WatchOptions::new()
+                .with_prefix()
+                .with_filters([WatchFilterType::NoDelete]),
+        ),
     );
     let mut stream = match tokio::time::timeout(REQUEST_TIMEOUT, start).await {
         Ok(stream) => stream?,
         Err(_) => return Err(etcd_client::Error::WatchError("watch did not start".into())),
     };
     stream
-        .watch(claims.clone(), Some(WatchOptions::new().with_prefix().with_filters([WatchFilterType::NoPut])))
+        .watch(
+            claims.clone(),
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_filters([WatchFilterType::NoPut]),
+            ),
+        )
         .await?;
     // Whatever happened while we were not watching went unseen.
-    shared.candidates.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    shared
+        .candidates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
     shared.wakers.wake_all();
     while let Some(resp) = stream.message().await? {
         if resp.canceled() {
-            return Err(etcd_client::Error::WatchError(format!("watch canceled: {}", resp.cancel_reason())));
+            return Err(etcd_client::Error::WatchError(format!(
+                "watch canceled: {}",
+                resp.cancel_reason()
+            )));
         }
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
@@ -833,13 +795,18 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
                 shared.wakers.wake_one(&String::from_utf8_lossy(topic));
             } else if let Some(rest) = key.strip_prefix(claims.as_bytes()) {
                 let rest = String::from_utf8_lossy(rest);
-                if shared.finishing.lock().unwrap_or_else(|e| e.into_inner()).remove(rest.as_ref()).is_some() {
+                if shared
+                    .finishing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(rest.as_ref())
+                    .is_some()
+                {
                     continue; // our own ack: nothing became ready
                 }
                 // A released claim (fail, lease expiry, or another process's ack, which
                 // we cannot tell apart): the task may be ready again, ahead of the rest.
                 let topic = rest.split('/').next().unwrap_or_default();
-                DBG.count("watch-release");
                 shared.forget_candidates(topic);
                 shared.wakers.wake_one(topic);
             }
@@ -849,11 +816,7 @@ async fn watch_once(shared: &Shared) -> Result<(), etcd_client::Error> {
 }
 
 fn gets(resp: &TxnResponse) -> Vec<GetResponse> {
-    get_responses(resp.op_responses())
-}
-
-fn get_responses(responses: Vec<TxnOpResponse>) -> Vec<GetResponse> {
-    responses
+    resp.op_responses()
         .into_iter()
         .filter_map(|op| match op {
             TxnOpResponse::Get(get) => Some(get),
@@ -874,7 +837,13 @@ fn first(mut get: GetResponse) -> Option<KeyValue> {
 #[async_trait::async_trait]
 impl TaskQueue for EtcdQueue {
     async fn enqueue(&self, topic: &str, task: NewTask) -> Result<Enqueued, QueueError> {
-        let span = tracing::info_span!("queue.enqueue", backend = "etcd", topic, id = tracing::field::Empty, deduplicated = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "queue.enqueue",
+            backend = "etcd",
+            topic,
+            id = tracing::field::Empty,
+            deduplicated = tracing::field::Empty
+        );
         async {
             check_topic(topic)?;
             encode_task(&task, &self.shared().opts)?;
@@ -891,24 +860,43 @@ impl TaskQueue for EtcdQueue {
                 // its own task instead of adding a second one.
                 let mut when = vec![Compare::version(t.clone(), CompareOp::Equal, 0)];
                 let mut then = vec![TxnOp::put(t.clone(), record.clone(), None)];
-                let mut otherwise = vec![TxnOp::get(t.clone(), Some(GetOptions::new().with_keys_only()))];
+                let mut otherwise = vec![TxnOp::get(
+                    t.clone(),
+                    Some(GetOptions::new().with_keys_only()),
+                )];
                 if let Some(key) = &task.dedupe_key {
                     let k = s.key("k", topic, key);
                     when.push(Compare::version(k.clone(), CompareOp::Equal, 0));
                     then.push(TxnOp::put(k.clone(), id.clone(), None));
                     otherwise.push(TxnOp::get(k, None));
                 }
-                let bytes = record.len() + 3 * t.len();
-                let answer = s.submit(&s.lanes.enqueue, TxnParts { when, then, otherwise, bytes }).await?;
-                let result = if answer.succeeded {
-                    Enqueued { id, deduplicated: false }
+                let resp = s
+                    .txn(
+                        "enqueue",
+                        Txn::new().when(when).and_then(then).or_else(otherwise),
+                    )
+                    .await?;
+                let result = if resp.succeeded() {
+                    Enqueued {
+                        id,
+                        deduplicated: false,
+                    }
                 } else {
-                    let mut gets = get_responses(answer.responses);
+                    let mut gets = gets(&resp);
                     let own = first(gets.remove(0)).is_some();
-                    let holder = gets.pop().and_then(first).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                    let holder = gets
+                        .pop()
+                        .and_then(first)
+                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
                     match holder {
-                        Some(other) if other != id => Enqueued { id: other, deduplicated: true },
-                        _ if own => Enqueued { id, deduplicated: false },
+                        Some(other) if other != id => Enqueued {
+                            id: other,
+                            deduplicated: true,
+                        },
+                        _ if own => Enqueued {
+                            id,
+                            deduplicated: false,
+                        },
                         // The twin was acked in between, so the key is free again.
                         _ => continue,
                     }
@@ -930,7 +918,14 @@ impl TaskQueue for EtcdQueue {
         lease: Duration,
         wait: Duration,
     ) -> Result<Option<Claimed>, QueueError> {
-        let span = tracing::info_span!("queue.claim", backend = "etcd", topic, worker, id = tracing::field::Empty, attempt = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "queue.claim",
+            backend = "etcd",
+            topic,
+            worker,
+            id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        );
         async {
             check_topic(topic)?;
             check_worker(worker)?;
@@ -959,8 +954,16 @@ impl TaskQueue for EtcdQueue {
         let lease_id = s.lease_for(lease).await?;
         let c = s.key("c", &task.topic, &task.id);
         let txn = Txn::new()
-            .when([Compare::value(c.clone(), CompareOp::Equal, task.token.clone())])
-            .and_then([TxnOp::put(c, task.token.clone(), Some(PutOptions::new().with_lease(lease_id)))]);
+            .when([Compare::value(
+                c.clone(),
+                CompareOp::Equal,
+                task.token.clone(),
+            )])
+            .and_then([TxnOp::put(
+                c,
+                task.token.clone(),
+                Some(PutOptions::new().with_lease(lease_id)),
+            )]);
         let resp = match s.txn("renew", txn).await {
             Err(e) if is_lease_not_found(&e) => {
                 s.forget_lease(lease_id);
@@ -969,19 +972,24 @@ impl TaskQueue for EtcdQueue {
             other => other?,
         };
         if !resp.succeeded() {
-            return Err(QueueError::LeaseLost { id: task.id.clone() });
+            return Err(QueueError::LeaseLost {
+                id: task.id.clone(),
+            });
         }
-        s.local
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(format!("{}/{}", task.topic, task.id), Instant::now() + lease);
+        s.local.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            format!("{}/{}", task.topic, task.id),
+            Instant::now() + lease,
+        );
         Ok(())
     }
 
     async fn ack(&self, task: &Claimed) -> Result<(), QueueError> {
         let s = self.shared();
         let mut released = Released::new(s, task);
-        let (t, c) = (s.key("t", &task.topic, &task.id), s.key("c", &task.topic, &task.id));
+        let (t, c) = (
+            s.key("t", &task.topic, &task.id),
+            s.key("c", &task.topic, &task.id),
+        );
         let mut ops = vec![
             TxnOp::delete(t.clone(), None),
             TxnOp::delete(s.key("a", &task.topic, &task.id), None),
@@ -990,25 +998,28 @@ impl TaskQueue for EtcdQueue {
         if let Some(key) = &task.dedupe_key {
             ops.push(TxnOp::delete(s.key("k", &task.topic, key), None));
         }
-        let parts = TxnParts {
-            bytes: 4 * t.len() + task.token.len(),
-            when: vec![Compare::value(c, CompareOp::Equal, task.token.clone())],
-            then: ops,
-            otherwise: vec![TxnOp::get(t, Some(GetOptions::new().with_keys_only()))],
-        };
+        let txn = Txn::new()
+            .when([Compare::value(c, CompareOp::Equal, task.token.clone())])
+            .and_then(ops)
+            .or_else([TxnOp::get(t, Some(GetOptions::new().with_keys_only()))]);
         let marker = s.finishing(task);
-        let answer = s.submit(&s.lanes.ack, parts).await.inspect_err(|_| s.not_finishing(&marker))?;
-        if answer.succeeded {
+        let (resp, retried) = s
+            .txn_tracked("ack", txn)
+            .await
+            .inspect_err(|_| s.not_finishing(&marker))?;
+        if resp.succeeded() {
             released.gone = true;
             return Ok(());
         }
         s.not_finishing(&marker);
         // After a lost answer, a task that is gone was removed by our first try.
-        if answer.retried && first(get_responses(answer.responses).remove(0)).is_none() {
+        if retried && first(gets(&resp).remove(0)).is_none() {
             released.gone = true;
             return Ok(());
         }
-        Err(QueueError::LeaseLost { id: task.id.clone() })
+        Err(QueueError::LeaseLost {
+            id: task.id.clone(),
+        })
     }
 
     async fn fail(&self, task: &Claimed, reason: &str) -> Result<(), QueueError> {
@@ -1020,13 +1031,19 @@ impl TaskQueue for EtcdQueue {
                 tracing::warn!(topic = %task.topic, id = %task.id, attempts = task.attempt, reason, "task dead-lettered");
                 return Ok(());
             }
-            return Err(QueueError::LeaseLost { id: task.id.clone() });
+            return Err(QueueError::LeaseLost {
+                id: task.id.clone(),
+            });
         }
         // Dropping the claim key is all it takes: the attempt count lives in `a/`, and the
         // task keeps its place at the head of the topic.
         let c = s.key("c", &task.topic, &task.id);
         let txn = Txn::new()
-            .when([Compare::value(c.clone(), CompareOp::Equal, task.token.clone())])
+            .when([Compare::value(
+                c.clone(),
+                CompareOp::Equal,
+                task.token.clone(),
+            )])
             .and_then([TxnOp::delete(c, None)]);
         let (resp, retried) = s.txn_tracked("fail", txn).await?;
         // The task is back at the head of the topic, before anything cached.
@@ -1038,7 +1055,9 @@ impl TaskQueue for EtcdQueue {
             // Our first try (or the lease running out) released the claim either way.
             return Ok(());
         }
-        Err(QueueError::LeaseLost { id: task.id.clone() })
+        Err(QueueError::LeaseLost {
+            id: task.id.clone(),
+        })
     }
 
     async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadTask>, QueueError> {
@@ -1052,17 +1071,21 @@ impl TaskQueue for EtcdQueue {
         let resp = s
             .call("dead letters", |mut c| {
                 let dir = dir.clone();
-                async move { c.get(dir, Some(GetOptions::new().with_prefix().with_limit(limit))).await }
+                async move {
+                    c.get(dir, Some(GetOptions::new().with_prefix().with_limit(limit)))
+                        .await
+                }
             })
             .await?;
         resp.kvs()
             .iter()
             .map(|kv| {
                 let id = String::from_utf8_lossy(&kv.key()[dir.len()..]).into_owned();
-                let dead: DeadRecord = serde_json::from_slice(kv.value()).map_err(|e| QueueError::Corrupt {
-                    key: String::from_utf8_lossy(kv.key()).into_owned(),
-                    reason: e.to_string(),
-                })?;
+                let dead: DeadRecord =
+                    serde_json::from_slice(kv.value()).map_err(|e| QueueError::Corrupt {
+                        key: String::from_utf8_lossy(kv.key()).into_owned(),
+                        reason: e.to_string(),
+                    })?;
                 Ok(DeadTask {
                     id,
                     topic: topic.to_owned(),
@@ -1080,18 +1103,27 @@ impl TaskQueue for EtcdQueue {
     async fn depth(&self, topic: &str) -> Result<QueueDepth, QueueError> {
         check_topic(topic)?;
         let s = self.shared();
-        let count = |kind: &str| TxnOp::get(s.dir(kind, topic), Some(GetOptions::new().with_prefix().with_count_only()));
-        let resp = s.txn("depth", Txn::new().and_then([count("t"), count("c"), count("x")])).await?;
-        let counts: Vec<u64> = gets(&resp).iter().map(|g| g.count().max(0) as u64).collect();
+        let count = |kind: &str| {
+            TxnOp::get(
+                s.dir(kind, topic),
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+        };
+        let resp = s
+            .txn(
+                "depth",
+                Txn::new().and_then([count("t"), count("c"), count("x")]),
+            )
+            .await?;
+        let counts: Vec<u64> = gets(&resp)
+            .iter()
+            .map(|g| g.count().max(0) as u64)
+            .collect();
         let (tasks, claims, dead) = (counts[0], counts[1], counts[2]);
-        Ok(QueueDepth { ready: tasks.saturating_sub(claims), in_flight: claims, dead })
+        Ok(QueueDepth {
+            ready: tasks.saturating_sub(claims),
+            in_flight: claims,
+            dead,
+        })
     }
-}
-
-pub struct Dbg(Mutex<Option<HashMap<&'static str, (u64, Duration)>>>);
-pub static DBG: Dbg = Dbg(Mutex::new(None));
-impl Dbg {
-    fn count(&self, what: &'static str) { let mut m = self.0.lock().unwrap(); m.get_or_insert_with(HashMap::new).entry(what).or_default().0 += 1; }
-    fn time(&self, what: &'static str, d: Duration) { let mut m = self.0.lock().unwrap(); let e = m.get_or_insert_with(HashMap::new).entry(what).or_default(); e.0 += 1; e.1 += d; }
-    pub fn dump(&self) { eprintln!("{:?}", self.0.lock().unwrap()); }
 }

@@ -109,7 +109,10 @@ pub struct NewTask {
 
 impl NewTask {
     pub fn new(payload: Value) -> Self {
-        Self { payload, dedupe_key: None }
+        Self {
+            payload,
+            dedupe_key: None,
+        }
     }
 
     pub fn with_dedupe_key(mut self, key: impl Into<String>) -> Self {
@@ -211,22 +214,26 @@ pub(crate) fn new_task_id() -> String {
 }
 
 pub(crate) fn new_token() -> String {
-    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 /// Topics become etcd key segments, so they stay a plain, slash-free alphabet.
 pub(crate) fn check_topic(topic: &str) -> Result<(), QueueError> {
     let ok = !topic.is_empty()
         && topic.len() <= MAX_TOPIC_LEN
-        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     if ok {
         Ok(())
     } else {
         Err(QueueError::Invalid {
             what: "topic",
-            reason: format!(
-                "{topic:?}: use 1-{MAX_TOPIC_LEN} characters from A-Z a-z 0-9 - _ . :"
-            ),
+            reason: format!("{topic:?}: use 1-{MAX_TOPIC_LEN} characters from A-Z a-z 0-9 - _ . :"),
         })
     }
 }
@@ -263,7 +270,10 @@ pub(crate) fn encode_task(task: &NewTask, opts: &QueueOptions) -> Result<String,
     }
     let text = serde_json::to_string(&task.payload)?;
     if text.len() > opts.max_payload_bytes {
-        return Err(QueueError::PayloadTooLarge { size: text.len(), limit: opts.max_payload_bytes });
+        return Err(QueueError::PayloadTooLarge {
+            size: text.len(),
+            limit: opts.max_payload_bytes,
+        });
     }
     Ok(text)
 }
@@ -312,7 +322,9 @@ impl Wakers {
 pub(crate) enum Attempt {
     Claimed(Claimed),
     /// Nothing ready; `retry_in` is when a lease is known to run out.
-    Empty { retry_in: Option<Duration> },
+    Empty {
+        retry_in: Option<Duration>,
+    },
 }
 
 /// The waiting part of `claim`, shared by the backends: try, then sleep until woken, the

@@ -57,7 +57,10 @@ impl EtcdServer {
                 return server;
             }
             // Most likely another process took a port between probing and binding.
-            eprintln!("etcd did not start, retrying on other ports:\n{}", server.log());
+            eprintln!(
+                "etcd did not start, retrying on other ports:\n{}",
+                server.log()
+            );
         }
         panic!("etcd ({}) did not start after 5 tries", bin.display());
     }
@@ -98,7 +101,10 @@ impl EtcdServer {
             .expect("etcd log file");
         let child = Command::new(bin)
             .arg("--name=default")
-            .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
@@ -154,5 +160,8 @@ impl Drop for EtcdServer {
 fn free_ports() -> (u16, u16) {
     let a = TcpListener::bind("127.0.0.1:0").expect("bind");
     let b = TcpListener::bind("127.0.0.1:0").expect("bind");
-    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
 }

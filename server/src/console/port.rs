@@ -191,4 +191,14 @@ impl Console for ConsolePort {
         let actor = self.actor(req).await?;
         Ok(self.0.team_event(&actor, team, datacenter, id).await?)
     }
+
+    async fn component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<PlacedComponent, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.component(&actor, team, app, name).await?)
+    }
+
+    async fn update_component(&self, req: &Parts, team: &str, app: &str, spec: datacenter::api::ComponentSpec) -> Result<EventRef, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.update_component(&actor, team, app, spec).await?)
+    }
 }
