@@ -57,12 +57,23 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "change_password")]
-pub async fn change_password(current_password: String, new_password: String, confirm_password: String) -> Result<(), AppError> {
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+) -> Result<(), AppError> {
     if new_password != confirm_password {
         return Err(invalid("The new passwords do not match."));
     }
     let (c, req) = console()?;
-    c.change_password(&req, PasswordChange { current_password, new_password }).await
+    c.change_password(
+        &req,
+        PasswordChange {
+            current_password,
+            new_password,
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "list_users")]
@@ -72,15 +83,35 @@ pub async fn list_users() -> Result<Vec<User>, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "create_user")]
-pub async fn create_user(username: String, password: String, #[server(default)] is_admin: Option<String>) -> Result<User, AppError> {
+pub async fn create_user(
+    username: String,
+    password: String,
+    #[server(default)] is_admin: Option<String>,
+) -> Result<User, AppError> {
     let (c, req) = console()?;
-    c.create_user(&req, NewUser { username, password, is_admin: is_admin.is_some() }).await
+    c.create_user(
+        &req,
+        NewUser {
+            username,
+            password,
+            is_admin: is_admin.is_some(),
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "set_user_disabled")]
 pub async fn set_user_disabled(id: i64, disabled: bool) -> Result<User, AppError> {
     let (c, req) = console()?;
-    c.update_user(&req, id, UserUpdate { disabled: Some(disabled), ..Default::default() }).await
+    c.update_user(
+        &req,
+        id,
+        UserUpdate {
+            disabled: Some(disabled),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "list_teams")]
@@ -90,7 +121,10 @@ pub async fn list_teams() -> Result<Vec<Team>, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "create_team")]
-pub async fn create_team(name: String, #[server(default)] display_name: Option<String>) -> Result<Team, AppError> {
+pub async fn create_team(
+    name: String,
+    #[server(default)] display_name: Option<String>,
+) -> Result<Team, AppError> {
     let (c, req) = console()?;
     let display_name = display_name.filter(|d| !d.trim().is_empty());
     c.create_team(&req, NewTeam { name, display_name }).await
@@ -117,11 +151,16 @@ pub async fn delete_team(team: String, confirm: String) -> Result<(), AppError> 
 pub async fn add_member(team: String, username: String, role: String) -> Result<Member, AppError> {
     let (c, req) = console()?;
     let role = Role::parse(&role).ok_or_else(|| invalid("Unknown role."))?;
-    c.add_member(&req, &team, NewMember { username, role }).await
+    c.add_member(&req, &team, NewMember { username, role })
+        .await
 }
 
 #[server(prefix = "/rpc", endpoint = "change_member_role")]
-pub async fn change_member_role(team: String, username: String, role: String) -> Result<Member, AppError> {
+pub async fn change_member_role(
+    team: String,
+    username: String,
+    role: String,
+) -> Result<Member, AppError> {
     let (c, req) = console()?;
     let role = Role::parse(&role).ok_or_else(|| invalid("Unknown role."))?;
     c.change_member_role(&req, &team, &username, role).await
@@ -153,10 +192,21 @@ pub async fn revoke_token(id: i64) -> Result<(), AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "audit")]
-pub async fn audit(#[server(default)] team: Option<String>, #[server(default)] before: Option<i64>) -> Result<Vec<AuditEntry>, AppError> {
+pub async fn audit(
+    #[server(default)] team: Option<String>,
+    #[server(default)] before: Option<i64>,
+) -> Result<Vec<AuditEntry>, AppError> {
     let (c, req) = console()?;
     let team = team.filter(|t| !t.is_empty());
-    c.audit(&req, AuditQuery { team, before, limit: Some(100) }).await
+    c.audit(
+        &req,
+        AuditQuery {
+            team,
+            before,
+            limit: Some(100),
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "list_datacenters")]
@@ -166,13 +216,30 @@ pub async fn list_datacenters() -> Result<Vec<Datacenter>, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "add_datacenter")]
-pub async fn add_datacenter(name: String, url: String, token: String, #[server(default)] gateway: Option<String>) -> Result<Datacenter, AppError> {
+pub async fn add_datacenter(
+    name: String,
+    url: String,
+    token: String,
+    #[server(default)] gateway: Option<String>,
+) -> Result<Datacenter, AppError> {
     let (c, req) = console()?;
-    c.add_datacenter(&req, NewDatacenter { name, url, token, gateway: gateway.filter(|g| !g.trim().is_empty()) }).await
+    c.add_datacenter(
+        &req,
+        NewDatacenter {
+            name,
+            url,
+            token,
+            gateway: gateway.filter(|g| !g.trim().is_empty()),
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "remove_datacenter")]
-pub async fn remove_datacenter(name: String, #[server(default)] force: Option<String>) -> Result<(), AppError> {
+pub async fn remove_datacenter(
+    name: String,
+    #[server(default)] force: Option<String>,
+) -> Result<(), AppError> {
     let (c, req) = console()?;
     c.remove_datacenter(&req, &name, force.is_some()).await
 }
@@ -196,9 +263,21 @@ pub async fn list_apps(team: String) -> Result<Vec<App>, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "create_app")]
-pub async fn create_app(team: String, name: String, #[server(default)] display_name: Option<String>) -> Result<App, AppError> {
+pub async fn create_app(
+    team: String,
+    name: String,
+    #[server(default)] display_name: Option<String>,
+) -> Result<App, AppError> {
     let (c, req) = console()?;
-    c.create_app(&req, &team, NewApp { name, display_name: display_name.filter(|d| !d.trim().is_empty()) }).await
+    c.create_app(
+        &req,
+        &team,
+        NewApp {
+            name,
+            display_name: display_name.filter(|d| !d.trim().is_empty()),
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "app_detail")]
@@ -224,24 +303,44 @@ pub async fn create_component(
     use datacenter::api::*;
     let source = source.unwrap_or_default().trim().to_string();
     let source = match source_kind.as_str() {
-        "git" => Source::Git { url: source, reference: "main".into() },
+        "git" => Source::Git {
+            url: source,
+            reference: "main".into(),
+        },
         "image" => Source::Image { image: source },
         "upload" => Source::Upload,
         _ => return Err(invalid("Choose a source.")),
     };
     let port = match port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| invalid("The port must be a number from 1 to 65535."))?),
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| invalid("The port must be a number from 1 to 65535."))?,
+        ),
         None => None,
     };
     let replicas = match replicas.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
-        Some(r) => r.parse::<u32>().map_err(|_| invalid("Replicas must be a whole number."))?,
+        Some(r) => r
+            .parse::<u32>()
+            .map_err(|_| invalid("Replicas must be a whole number."))?,
         None => 1,
     };
     let spec = ComponentSpec {
         name: name.trim().to_string(),
         source,
-        build: BuildSettings { run_command: run_command.filter(|r| !r.trim().is_empty()), ..Default::default() },
-        ports: port.map(|p| vec![Port { port: p, protocol: Protocol::Http, inner: true, outer: true }]).unwrap_or_default(),
+        build: BuildSettings {
+            run_command: run_command.filter(|r| !r.trim().is_empty()),
+            ..Default::default()
+        },
+        ports: port
+            .map(|p| {
+                vec![Port {
+                    port: p,
+                    protocol: Protocol::Http,
+                    inner: true,
+                    outer: true,
+                }]
+            })
+            .unwrap_or_default(),
         env: vec![],
         secrets: Default::default(),
         volumes: vec![],
@@ -251,11 +350,17 @@ pub async fn create_component(
         replicas,
     };
     let (c, req) = console()?;
-    c.create_component(&req, &team, &app, NewComponent { datacenter, spec }).await
+    c.create_component(&req, &team, &app, NewComponent { datacenter, spec })
+        .await
 }
 
 #[server(prefix = "/rpc", endpoint = "operate_component")]
-pub async fn operate_component(team: String, app: String, name: String, action: String) -> Result<EventRef, AppError> {
+pub async fn operate_component(
+    team: String,
+    app: String,
+    name: String,
+    action: String,
+) -> Result<EventRef, AppError> {
     use datacenter::api::ActionKind;
     let (c, req) = console()?;
     let action = match action.as_str() {
@@ -265,23 +370,44 @@ pub async fn operate_component(team: String, app: String, name: String, action: 
         "delete" => return c.delete_component(&req, &team, &app, &name).await,
         _ => return Err(invalid("Unknown action.")),
     };
-    c.act_on_component(&req, &team, &app, &name, ComponentAction { action, replicas: None }).await
+    c.act_on_component(
+        &req,
+        &team,
+        &app,
+        &name,
+        ComponentAction {
+            action,
+            replicas: None,
+        },
+    )
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "team_events")]
-pub async fn team_events(team: String, #[server(default)] app: Option<String>) -> Result<Vec<PlacedEvent>, AppError> {
+pub async fn team_events(
+    team: String,
+    #[server(default)] app: Option<String>,
+) -> Result<Vec<PlacedEvent>, AppError> {
     let (c, req) = console()?;
     c.team_events(&req, &team, app).await
 }
 
 #[server(prefix = "/rpc", endpoint = "team_event")]
-pub async fn team_event(team: String, datacenter: String, id: String) -> Result<datacenter::api::EventWithLines, AppError> {
+pub async fn team_event(
+    team: String,
+    datacenter: String,
+    id: String,
+) -> Result<datacenter::api::EventWithLines, AppError> {
     let (c, req) = console()?;
     c.team_event(&req, &team, &datacenter, &id).await
 }
 
 #[server(prefix = "/rpc", endpoint = "component")]
-pub async fn get_component(team: String, app: String, name: String) -> Result<PlacedComponent, AppError> {
+pub async fn get_component(
+    team: String,
+    app: String,
+    name: String,
+) -> Result<PlacedComponent, AppError> {
     let (c, req) = console()?;
     c.component(&req, &team, &app, &name).await
 }
@@ -296,12 +422,21 @@ pub async fn update_component(
     settings: String,
     #[server(default)] secrets: Option<String>,
 ) -> Result<EventRef, AppError> {
-    let mut spec: datacenter::api::ComponentSpec = serde_json::from_str(&settings)
-        .map_err(|e| invalid(format!("The settings are not valid JSON for a component: {e}")))?;
+    let mut spec: datacenter::api::ComponentSpec =
+        serde_json::from_str(&settings).map_err(|e| {
+            invalid(format!(
+                "The settings are not valid JSON for a component: {e}"
+            ))
+        })?;
     if spec.name != name {
         return Err(invalid("A component cannot be renamed."));
     }
-    for line in secrets.unwrap_or_default().lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in secrets
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         let (k, v) = line
             .split_once('=')
             .ok_or_else(|| invalid(format!("“{line}” is not NAME=value.")))?;
@@ -312,16 +447,34 @@ pub async fn update_component(
 }
 
 #[server(prefix = "/rpc", endpoint = "scale_component")]
-pub async fn scale_component(team: String, app: String, name: String, replicas: u32) -> Result<EventRef, AppError> {
+pub async fn scale_component(
+    team: String,
+    app: String,
+    name: String,
+    replicas: u32,
+) -> Result<EventRef, AppError> {
     let (c, req) = console()?;
-    c.act_on_component(&req, &team, &app, &name, ComponentAction { action: datacenter::api::ActionKind::Scale, replicas: Some(replicas) })
-        .await
+    c.act_on_component(
+        &req,
+        &team,
+        &app,
+        &name,
+        ComponentAction {
+            action: datacenter::api::ActionKind::Scale,
+            replicas: Some(replicas),
+        },
+    )
+    .await
 }
 
 /// A component's settings as the JSON the settings editor shows, made on the
 /// server so the browser bundle carries no serialiser for them.
 #[server(prefix = "/rpc", endpoint = "component_settings")]
-pub async fn component_settings(team: String, app: String, name: String) -> Result<String, AppError> {
+pub async fn component_settings(
+    team: String,
+    app: String,
+    name: String,
+) -> Result<String, AppError> {
     let (c, req) = console()?;
     let comp = c.component(&req, &team, &app, &name).await?.component;
     let spec = datacenter::api::ComponentSpec {

@@ -110,7 +110,10 @@ pub fn use_refresh(secs: u64) -> RwSignal<u32> {
     let tick = RwSignal::new(0u32);
     #[cfg(feature = "hydrate")]
     {
-        let handle = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(secs));
+        let handle = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(secs),
+        );
         on_cleanup(move || {
             if let Ok(h) = handle {
                 h.clear()
@@ -144,7 +147,11 @@ pub fn format_time(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }
 
 // Howard Hinnant's days-to-civil algorithm.

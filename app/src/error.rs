@@ -14,7 +14,10 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(error: &str, message: impl Into<String>) -> Self {
-        Self { error: error.to_string(), message: message.into() }
+        Self {
+            error: error.to_string(),
+            message: message.into(),
+        }
     }
     pub fn is_unauthorized(&self) -> bool {
         self.error == "unauthorized"

@@ -22,14 +22,26 @@ pub trait Console: Send + Sync + 'static {
 
     async fn list_users(&self, req: &Parts) -> Result<Vec<User>, AppError>;
     async fn create_user(&self, req: &Parts, user: NewUser) -> Result<User, AppError>;
-    async fn update_user(&self, req: &Parts, id: i64, update: UserUpdate) -> Result<User, AppError>;
+    async fn update_user(&self, req: &Parts, id: i64, update: UserUpdate)
+        -> Result<User, AppError>;
 
     async fn list_teams(&self, req: &Parts) -> Result<Vec<Team>, AppError>;
     async fn create_team(&self, req: &Parts, team: NewTeam) -> Result<Team, AppError>;
     async fn team_detail(&self, req: &Parts, team: &str) -> Result<TeamDetail, AppError>;
     async fn delete_team(&self, req: &Parts, team: &str) -> Result<(), AppError>;
-    async fn add_member(&self, req: &Parts, team: &str, member: NewMember) -> Result<Member, AppError>;
-    async fn change_member_role(&self, req: &Parts, team: &str, username: &str, role: Role) -> Result<Member, AppError>;
+    async fn add_member(
+        &self,
+        req: &Parts,
+        team: &str,
+        member: NewMember,
+    ) -> Result<Member, AppError>;
+    async fn change_member_role(
+        &self,
+        req: &Parts,
+        team: &str,
+        username: &str,
+        role: Role,
+    ) -> Result<Member, AppError>;
     async fn remove_member(&self, req: &Parts, team: &str, username: &str) -> Result<(), AppError>;
 
     async fn list_tokens(&self, req: &Parts) -> Result<Vec<ApiToken>, AppError>;
@@ -39,19 +51,68 @@ pub trait Console: Send + Sync + 'static {
     async fn audit(&self, req: &Parts, query: AuditQuery) -> Result<Vec<AuditEntry>, AppError>;
 
     async fn list_datacenters(&self, req: &Parts) -> Result<Vec<Datacenter>, AppError>;
-    async fn add_datacenter(&self, req: &Parts, new: NewDatacenter) -> Result<Datacenter, AppError>;
-    async fn remove_datacenter(&self, req: &Parts, name: &str, force: bool) -> Result<(), AppError>;
+    async fn add_datacenter(&self, req: &Parts, new: NewDatacenter)
+        -> Result<Datacenter, AppError>;
+    async fn remove_datacenter(&self, req: &Parts, name: &str, force: bool)
+        -> Result<(), AppError>;
     async fn team_datacenters(&self, req: &Parts, team: &str) -> Result<Vec<Datacenter>, AppError>;
-    async fn open_datacenter(&self, req: &Parts, team: &str, datacenter: &str) -> Result<(), AppError>;
+    async fn open_datacenter(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+    ) -> Result<(), AppError>;
 
     async fn list_apps(&self, req: &Parts, team: &str) -> Result<Vec<App>, AppError>;
     async fn create_app(&self, req: &Parts, team: &str, app: NewApp) -> Result<App, AppError>;
     async fn app_detail(&self, req: &Parts, team: &str, app: &str) -> Result<AppDetail, AppError>;
-    async fn create_component(&self, req: &Parts, team: &str, app: &str, new: NewComponent) -> Result<EventRef, AppError>;
-    async fn act_on_component(&self, req: &Parts, team: &str, app: &str, name: &str, action: ComponentAction) -> Result<EventRef, AppError>;
-    async fn delete_component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<EventRef, AppError>;
-    async fn component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<PlacedComponent, AppError>;
-    async fn update_component(&self, req: &Parts, team: &str, app: &str, spec: datacenter::api::ComponentSpec) -> Result<EventRef, AppError>;
-    async fn team_events(&self, req: &Parts, team: &str, app: Option<String>) -> Result<Vec<PlacedEvent>, AppError>;
-    async fn team_event(&self, req: &Parts, team: &str, datacenter: &str, id: &str) -> Result<datacenter::api::EventWithLines, AppError>;
+    async fn create_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        new: NewComponent,
+    ) -> Result<EventRef, AppError>;
+    async fn act_on_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+        action: ComponentAction,
+    ) -> Result<EventRef, AppError>;
+    async fn delete_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<EventRef, AppError>;
+    async fn component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<PlacedComponent, AppError>;
+    async fn update_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        spec: datacenter::api::ComponentSpec,
+    ) -> Result<EventRef, AppError>;
+    async fn team_events(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: Option<String>,
+    ) -> Result<Vec<PlacedEvent>, AppError>;
+    async fn team_event(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        id: &str,
+    ) -> Result<datacenter::api::EventWithLines, AppError>;
 }

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let subscribers = *args.first().unwrap_or(&100) as usize;
     let lines = *args.get(1).unwrap_or(&20_000) as i64;
     println!("| mode | subscribers × lines | delivered lines/s | time | delivered / skipped |");
@@ -40,17 +43,31 @@ async fn run(subscribers: usize, lines: i64, paced: bool) {
         workers: 1,
         reconcile_every: Duration::from_secs(3600),
     };
-    let running = start(config, Arc::new(LocalRuntime::new(dir.path().join("work")))).await.unwrap();
+    let running = start(config, Arc::new(LocalRuntime::new(dir.path().join("work"))))
+        .await
+        .unwrap();
     let dc = running.datacenter.clone();
-    let client = DatacenterClient::new(&format!("http://{}", running.addr), token, Duration::from_secs(30));
+    let client = DatacenterClient::new(
+        &format!("http://{}", running.addr),
+        token,
+        Duration::from_secs(30),
+    );
     // A real, still-running event to follow.
-    let spec = serde_json::from_value(serde_json::json!({"name": "bench", "source": {"kind": "upload"}})).unwrap();
-    let created = client.create_component("bench", "bench", &spec, "bench").await.unwrap();
+    let spec =
+        serde_json::from_value(serde_json::json!({"name": "bench", "source": {"kind": "upload"}}))
+            .unwrap();
+    let created = client
+        .create_component("bench", "bench", &spec, "bench")
+        .await
+        .unwrap();
     let event = dc.events.get(&created.event_id).await.unwrap();
     while !dc.events.get(&event.id).await.unwrap().status.is_final() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    dc.events.set_status(&event.id, datacenter::api::EventStatus::Running, None).await.unwrap();
+    dc.events
+        .set_status(&event.id, datacenter::api::EventStatus::Running, None)
+        .await
+        .unwrap();
     let channel = format!("event:{}", event.id);
     let history = dc.events.last_seq(&event.id).await.unwrap();
 
@@ -61,7 +78,9 @@ async fn run(subscribers: usize, lines: i64, paced: bool) {
     // Let every subscription finish replaying history and attach live.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let progress: Vec<Arc<AtomicI64>> = (0..subscribers).map(|_| Arc::new(AtomicI64::new(history))).collect();
+    let progress: Vec<Arc<AtomicI64>> = (0..subscribers)
+        .map(|_| Arc::new(AtomicI64::new(history)))
+        .collect();
     let consumers: Vec<_> = rxs
         .into_iter()
         .zip(progress.clone())
@@ -88,11 +107,24 @@ async fn run(subscribers: usize, lines: i64, paced: bool) {
     for seq in 1..=lines {
         if paced {
             let ring_half = (datacenter::logs::hub::CHANNEL_CAPACITY / 2) as i64;
-            while history + seq - progress.iter().map(|p| p.load(Ordering::Relaxed)).min().unwrap_or(0) > ring_half {
+            while history + seq
+                - progress
+                    .iter()
+                    .map(|p| p.load(Ordering::Relaxed))
+                    .min()
+                    .unwrap_or(0)
+                > ring_half
+            {
                 tokio::task::yield_now().await;
             }
         }
-        let line = LogLine { seq: history + seq, time: 0, level: Level::Info, step: "bench".into(), message: format!("line {seq} of the fan-out benchmark") };
+        let line = LogLine {
+            seq: history + seq,
+            time: 0,
+            level: Level::Info,
+            step: "bench".into(),
+            message: format!("line {seq} of the fan-out benchmark"),
+        };
         dc.hub.publish(&channel, HubMessage::Line(Arc::new(line)));
         if seq % 256 == 0 {
             tokio::task::yield_now().await;

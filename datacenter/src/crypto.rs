@@ -45,26 +45,35 @@ impl SecretBox {
         if key.len() != 32 {
             return Err(CryptoError::KeyLength(shown));
         }
-        Ok(SecretBox { cipher: XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key") })
+        Ok(SecretBox {
+            cipher: XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key"),
+        })
     }
 
     /// Nonce and ciphertext, base64-encoded for a text column.
     pub fn seal(&self, plain: &str) -> String {
         let mut nonce = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let ct = self.cipher.encrypt(XNonce::from_slice(&nonce), plain.as_bytes()).expect("encryption cannot fail");
+        let ct = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), plain.as_bytes())
+            .expect("encryption cannot fail");
         let mut out = nonce.to_vec();
         out.extend(ct);
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out)
     }
 
     pub fn open(&self, sealed: &str) -> Result<String, CryptoError> {
-        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed).map_err(|_| CryptoError::Open)?;
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed)
+            .map_err(|_| CryptoError::Open)?;
         if raw.len() < 24 {
             return Err(CryptoError::Open);
         }
         let (nonce, ct) = raw.split_at(24);
-        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), ct).map_err(|_| CryptoError::Open)?;
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .map_err(|_| CryptoError::Open)?;
         String::from_utf8(plain).map_err(|_| CryptoError::Open)
     }
 }
@@ -93,16 +102,31 @@ mod tests {
         let sealed = b.seal("hunter2");
         assert!(!sealed.contains("hunter2"));
         assert_ne!(sealed, b.seal("hunter2"), "fresh nonce each time");
-        assert_eq!(SecretBox::load_or_create(&key).unwrap().open(&sealed).unwrap(), "hunter2");
-        let mut bad = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &sealed).unwrap();
+        assert_eq!(
+            SecretBox::load_or_create(&key)
+                .unwrap()
+                .open(&sealed)
+                .unwrap(),
+            "hunter2"
+        );
+        let mut bad =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &sealed).unwrap();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(b.open(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bad)).is_err());
+        assert!(b
+            .open(&base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                bad
+            ))
+            .is_err());
         let other = SecretBox::load_or_create(&dir.path().join("other")).unwrap();
         assert!(other.open(&sealed).is_err());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

@@ -60,6 +60,13 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        (status, axum::Json(crate::api::ApiError { error: code.into(), message })).into_response()
+        (
+            status,
+            axum::Json(crate::api::ApiError {
+                error: code.into(),
+                message,
+            }),
+        )
+            .into_response()
     }
 }

@@ -13,7 +13,10 @@ pub fn spawn(dc: Arc<Datacenter>, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            if let Err(e) = pass(&dc).instrument(tracing::debug_span!("reconcile")).await {
+            if let Err(e) = pass(&dc)
+                .instrument(tracing::debug_span!("reconcile"))
+                .await
+            {
                 tracing::warn!(error = %e, "reconcile pass failed");
             }
             dc.hub.sweep();
@@ -23,12 +26,20 @@ pub fn spawn(dc: Arc<Datacenter>, every: Duration) {
 
 pub async fn pass(dc: &Datacenter) -> crate::error::Result<()> {
     for key in dc.components.all_keys().await? {
-        let Ok(c) = dc.components.get(&key).await else { continue };
+        let Ok(c) = dc.components.get(&key).await else {
+            continue;
+        };
         let observed = dc.runtime.observe(&c).await;
         let fix = match (c.desired_running, observed) {
-            (true, ComponentStatus::Running | ComponentStatus::Starting | ComponentStatus::Upgrading) => None,
+            (
+                true,
+                ComponentStatus::Running | ComponentStatus::Starting | ComponentStatus::Upgrading,
+            ) => None,
             (true, _) => Some(ActionKind::Start),
-            (false, ComponentStatus::Running | ComponentStatus::Starting | ComponentStatus::Abnormal) => Some(ActionKind::Stop),
+            (
+                false,
+                ComponentStatus::Running | ComponentStatus::Starting | ComponentStatus::Abnormal,
+            ) => Some(ActionKind::Stop),
             (false, _) => None,
         };
         // Back off from a component whose last fix failed a moment ago.
@@ -37,11 +48,15 @@ pub async fn pass(dc: &Datacenter) -> crate::error::Result<()> {
             .list(&key.team, Some(&key.app), Some(&key.name), 1)
             .await?
             .first()
-            .is_some_and(|e| e.status == crate::api::EventStatus::Failed && e.finished_at.unwrap_or(0) > crate::store::now_ms() - 60_000);
+            .is_some_and(|e| {
+                e.status == crate::api::EventStatus::Failed
+                    && e.finished_at.unwrap_or(0) > crate::store::now_ms() - 60_000
+            });
         if let (Some(action), false) = (fix, recent_failure) {
             // One pending fix per component, however many passes see the drift.
             let dedupe = Some(format!("reconcile:{key}"));
-            dc.submit_deduped(&key, action, "reconciler", None, dedupe).await?;
+            dc.submit_deduped(&key, action, "reconciler", None, dedupe)
+                .await?;
         } else if observed != c.status && !matches!(c.status, ComponentStatus::Undeployed) {
             dc.components.set_status(&key, observed).await?;
         }

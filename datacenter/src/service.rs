@@ -25,7 +25,10 @@ use subtle::ConstantTimeEq;
 pub enum QueueConfig {
     /// Durable SQLite-backed queue under the data directory.
     Embedded,
-    Etcd { endpoints: Vec<String>, prefix: String },
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -64,22 +67,38 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// Opens everything, starts workers and the reconciler, and serves the API.
 pub async fn start(config: DatacenterConfig, runtime: Arc<dyn Runtime>) -> Result<Running> {
     if config.token.len() < MIN_TOKEN_LEN {
-        return Err(Error::Invalid(vec![format!("the datacenter token needs at least {MIN_TOKEN_LEN} characters")]));
+        return Err(Error::Invalid(vec![format!(
+            "the datacenter token needs at least {MIN_TOKEN_LEN} characters"
+        )]));
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| Error::Invalid(vec![format!("cannot create {}: {e}", config.data_dir.display())]))?;
-    let db = Db::open(config.database_url.as_deref(), &config.data_dir.join("datacenter.db"), &MIGRATIONS)
-        .await
-        .map_err(Error::internal)?;
-    let secrets = SecretBox::load_or_create(&config.data_dir.join("secrets.key")).map_err(Error::internal)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::Invalid(vec![format!(
+            "cannot create {}: {e}",
+            config.data_dir.display()
+        )])
+    })?;
+    let db = Db::open(
+        config.database_url.as_deref(),
+        &config.data_dir.join("datacenter.db"),
+        &MIGRATIONS,
+    )
+    .await
+    .map_err(Error::internal)?;
+    let secrets =
+        SecretBox::load_or_create(&config.data_dir.join("secrets.key")).map_err(Error::internal)?;
     let queue: Arc<dyn TaskQueue> = match &config.queue {
         QueueConfig::Embedded => Arc::new(
-            crate::queue::embedded::EmbeddedQueue::open(&config.data_dir.join("queue.db"), Default::default())
-                .await
-                .map_err(Error::internal)?,
+            crate::queue::embedded::EmbeddedQueue::open(
+                &config.data_dir.join("queue.db"),
+                Default::default(),
+            )
+            .await
+            .map_err(Error::internal)?,
         ),
         QueueConfig::Etcd { endpoints, prefix } => Arc::new(
-            crate::queue::etcd::EtcdQueue::connect(endpoints, prefix, Default::default()).await.map_err(Error::internal)?,
+            crate::queue::etcd::EtcdQueue::connect(endpoints, prefix, Default::default())
+                .await
+                .map_err(Error::internal)?,
         ),
     };
     let dc = Arc::new(Datacenter {
@@ -103,7 +122,11 @@ pub async fn start(config: DatacenterConfig, runtime: Arc<dyn Runtime>) -> Resul
     let router = crate::api::routes::router(dc.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     tracing::info!(name = %config.name, %addr, runtime = dc.runtime.kind(), "datacenter listening");
-    Ok(Running { addr, datacenter: dc, server })
+    Ok(Running {
+        addr,
+        datacenter: dc,
+        server,
+    })
 }
 
 impl Datacenter {
@@ -114,7 +137,12 @@ impl Datacenter {
     }
 
     pub async fn info(&self) -> Result<DatacenterInfo> {
-        let depth = self.queue.depth(TOPIC).await.map(|d| (d.ready + d.in_flight) as i64).unwrap_or(-1);
+        let depth = self
+            .queue
+            .depth(TOPIC)
+            .await
+            .map(|d| (d.ready + d.in_flight) as i64)
+            .unwrap_or(-1);
         Ok(DatacenterInfo {
             name: self.name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -126,47 +154,87 @@ impl Datacenter {
         })
     }
 
-    pub async fn create_component(&self, team: &str, app: &str, spec: ComponentSpec, actor: &str) -> Result<ComponentCreated> {
+    pub async fn create_component(
+        &self,
+        team: &str,
+        app: &str,
+        spec: ComponentSpec,
+        actor: &str,
+    ) -> Result<ComponentCreated> {
         validate::dns_label("team", team).map_err(|e| Error::Invalid(vec![e]))?;
         validate::dns_label("app", app).map_err(|e| Error::Invalid(vec![e]))?;
         validate::component(&spec).map_err(Error::Invalid)?;
         let component = self.components.create(team, app, &spec).await?;
-        let key = Key { team: team.into(), app: app.into(), name: spec.name.clone() };
+        let key = Key {
+            team: team.into(),
+            app: app.into(),
+            name: spec.name.clone(),
+        };
         let event = self.submit(&key, ActionKind::Create, actor, None).await?;
-        Ok(ComponentCreated { component, event_id: event.id })
+        Ok(ComponentCreated {
+            component,
+            event_id: event.id,
+        })
     }
 
-    pub async fn update_component(&self, key: &Key, spec: ComponentSpec, actor: &str) -> Result<ComponentCreated> {
+    pub async fn update_component(
+        &self,
+        key: &Key,
+        spec: ComponentSpec,
+        actor: &str,
+    ) -> Result<ComponentCreated> {
         validate::component(&spec).map_err(Error::Invalid)?;
         let component = self.components.update(key, &spec).await?;
         let event = self.submit(key, ActionKind::Update, actor, None).await?;
-        Ok(ComponentCreated { component, event_id: event.id })
+        Ok(ComponentCreated {
+            component,
+            event_id: event.id,
+        })
     }
 
     /// Records the operation as an event and queues it; the event id comes back at once.
     pub async fn act(&self, key: &Key, req: ActionRequest) -> Result<Accepted> {
         self.components.get(key).await?;
         if req.action == ActionKind::Scale {
-            let n = req.replicas.ok_or_else(|| Error::Invalid(vec!["scale needs `replicas`".into()]))?;
+            let n = req
+                .replicas
+                .ok_or_else(|| Error::Invalid(vec!["scale needs `replicas`".into()]))?;
             if n > validate::MAX_REPLICAS {
-                return Err(Error::Invalid(vec![format!("at most {} replicas", validate::MAX_REPLICAS)]));
+                return Err(Error::Invalid(vec![format!(
+                    "at most {} replicas",
+                    validate::MAX_REPLICAS
+                )]));
             }
         }
-        if matches!(req.action, ActionKind::Build | ActionKind::Deploy | ActionKind::Rollback) {
+        if matches!(
+            req.action,
+            ActionKind::Build | ActionKind::Deploy | ActionKind::Rollback
+        ) {
             return Err(Error::Invalid(vec![format!(
                 "{} needs the builder, which this datacenter does not have yet",
                 req.action.as_str()
             )]));
         }
         if matches!(req.action, ActionKind::Create | ActionKind::Update) {
-            return Err(Error::Invalid(vec!["use the component routes to create or update".into()]));
+            return Err(Error::Invalid(vec![
+                "use the component routes to create or update".into(),
+            ]));
         }
-        let event = self.submit(key, req.action, &req.actor, req.replicas).await?;
+        let event = self
+            .submit(key, req.action, &req.actor, req.replicas)
+            .await?;
         Ok(Accepted { event_id: event.id })
     }
 
-    pub async fn submit(&self, key: &Key, action: ActionKind, actor: &str, replicas: Option<u32>) -> Result<Event> {
-        self.submit_deduped(key, action, actor, replicas, None).await
+    pub async fn submit(
+        &self,
+        key: &Key,
+        action: ActionKind,
+        actor: &str,
+        replicas: Option<u32>,
+    ) -> Result<Event> {
+        self.submit_deduped(key, action, actor, replicas, None)
+            .await
     }
 
     pub async fn submit_deduped(
@@ -178,7 +246,10 @@ impl Datacenter {
         dedupe: Option<String>,
     ) -> Result<Event> {
         let id = new_event_id();
-        let event = self.events.create(&id, &key.team, &key.app, &key.name, action, actor).await?;
+        let event = self
+            .events
+            .create(&id, &key.team, &key.app, &key.name, action, actor)
+            .await?;
         let task = ActionTask {
             event_id: id.clone(),
             team: key.team.clone(),
@@ -188,15 +259,33 @@ impl Datacenter {
             replicas,
         };
         let payload = serde_json::to_value(&task).map_err(Error::internal)?;
-        match self.queue.enqueue(TOPIC, NewTask { payload, dedupe_key: dedupe }).await {
+        match self
+            .queue
+            .enqueue(
+                TOPIC,
+                NewTask {
+                    payload,
+                    dedupe_key: dedupe,
+                },
+            )
+            .await
+        {
             Ok(e) if e.deduplicated => {
                 // The same work is already queued: this event is not needed.
-                self.events.set_status(&id, EventStatus::Succeeded, Some("already queued")).await?;
+                self.events
+                    .set_status(&id, EventStatus::Succeeded, Some("already queued"))
+                    .await?;
                 Ok(event)
             }
             Ok(_) => Ok(event),
             Err(e) => {
-                self.events.set_status(&id, EventStatus::Failed, Some("the task queue is unavailable")).await?;
+                self.events
+                    .set_status(
+                        &id,
+                        EventStatus::Failed,
+                        Some("the task queue is unavailable"),
+                    )
+                    .await?;
                 Err(e.into())
             }
         }
@@ -206,7 +295,9 @@ impl Datacenter {
 fn new_event_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    let tail: String = (0..16).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let tail: String = (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
     // Time first, so ids sort by creation.
     format!("ev{:012x}{tail}", now_ms())
 }

@@ -11,7 +11,9 @@ pub const MAX_REPLICAS: u32 = 100;
 pub fn dns_label(what: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -27,12 +29,17 @@ pub fn dns_label(what: &str, name: &str) -> Result<(), String> {
 fn env_name(what: &str, name: &str) -> Result<(), String> {
     let mut bytes = name.bytes();
     let ok = name.len() <= 128
-        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(format!("{what} “{}” is not valid: use letters, digits and _, not starting with a digit", name.chars().take(40).collect::<String>()))
+        Err(format!(
+            "{what} “{}” is not valid: use letters, digits and _, not starting with a digit",
+            name.chars().take(40).collect::<String>()
+        ))
     }
 }
 
@@ -56,13 +63,18 @@ pub fn component(spec: &ComponentSpec) -> Result<(), Vec<String>> {
         }
     }
     if spec.env.len() + spec.secrets.len() > MAX_ENV {
-        check(Err(format!("at most {MAX_ENV} environment variables and secrets together")));
+        check(Err(format!(
+            "at most {MAX_ENV} environment variables and secrets together"
+        )));
     }
     let mut names = HashSet::new();
     for e in &spec.env {
         check(env_name("environment variable", &e.name));
         if e.value.len() > MAX_ENV_VALUE {
-            check(Err(format!("the value of {} is longer than {MAX_ENV_VALUE} bytes", e.name)));
+            check(Err(format!(
+                "the value of {} is longer than {MAX_ENV_VALUE} bytes",
+                e.name
+            )));
         }
         if !names.insert(e.name.clone()) {
             check(Err(format!("environment variable {} is set twice", e.name)));
@@ -71,17 +83,27 @@ pub fn component(spec: &ComponentSpec) -> Result<(), Vec<String>> {
     for (name, value) in &spec.secrets {
         check(env_name("secret", name));
         if value.len() > MAX_ENV_VALUE {
-            check(Err(format!("the secret {name} is longer than {MAX_ENV_VALUE} bytes")));
+            check(Err(format!(
+                "the secret {name} is longer than {MAX_ENV_VALUE} bytes"
+            )));
         }
         if names.contains(name) {
-            check(Err(format!("{name} is both an environment variable and a secret")));
+            check(Err(format!(
+                "{name} is both an environment variable and a secret"
+            )));
         }
     }
     let mut vols = HashSet::new();
     for v in &spec.volumes {
         check(dns_label("volume name", &v.name));
-        if !v.mount_path.starts_with('/') || v.mount_path.split('/').any(|s| s == "..") || v.mount_path.len() > 255 {
-            check(Err(format!("volume {}: the mount path must be absolute, without `..`", v.name)));
+        if !v.mount_path.starts_with('/')
+            || v.mount_path.split('/').any(|s| s == "..")
+            || v.mount_path.len() > 255
+        {
+            check(Err(format!(
+                "volume {}: the mount path must be absolute, without `..`",
+                v.name
+            )));
         }
         if !(1..=1_048_576).contains(&v.size_mb) {
             check(Err(format!("volume {}: size must be 1 MB – 1 TB", v.name)));
@@ -105,7 +127,9 @@ pub fn component(spec: &ComponentSpec) -> Result<(), Vec<String>> {
             HealthProbe::Tcp { port } => *port,
         };
         if !spec.ports.iter().any(|p| p.port == port) {
-            check(Err(format!("the health check uses port {port}, which the component does not declare")));
+            check(Err(format!(
+                "the health check uses port {port}, which the component does not declare"
+            )));
         }
     }
     if !(10..=64_000).contains(&spec.resources.cpu_millicores) {
@@ -126,15 +150,26 @@ pub fn component(spec: &ComponentSpec) -> Result<(), Vec<String>> {
 
 fn source(s: &Source) -> Result<(), String> {
     let url_ok = |u: &str| {
-        (u.starts_with("https://") || u.starts_with("http://") || u.starts_with("file:///") || u.starts_with("git@"))
+        (u.starts_with("https://")
+            || u.starts_with("http://")
+            || u.starts_with("file:///")
+            || u.starts_with("git@"))
             && u.len() <= 1024
             && !u.chars().any(|c| c.is_whitespace() || c.is_control())
     };
-    let ref_ok = |r: &str| !r.is_empty() && r.len() <= 255 && !r.starts_with('-') && !r.contains("..") && !r.chars().any(|c| c.is_whitespace() || c.is_control());
+    let ref_ok = |r: &str| {
+        !r.is_empty()
+            && r.len() <= 255
+            && !r.starts_with('-')
+            && !r.contains("..")
+            && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
     match s {
         Source::Git { url, reference } | Source::Dockerfile { url, reference } => {
             if !url_ok(url) {
-                return Err("the git URL must be http(s)://, file:/// or git@…, without spaces".into());
+                return Err(
+                    "the git URL must be http(s)://, file:/// or git@…, without spaces".into(),
+                );
             }
             if !ref_ok(reference) {
                 return Err("the git ref is not valid".into());
@@ -142,7 +177,10 @@ fn source(s: &Source) -> Result<(), String> {
             Ok(())
         }
         Source::Image { image } => {
-            if image.is_empty() || image.len() > 255 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if image.is_empty()
+                || image.len() > 255
+                || image.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 Err("the image reference is not valid".into())
             } else {
                 Ok(())
@@ -159,14 +197,29 @@ mod tests {
     fn spec() -> ComponentSpec {
         ComponentSpec {
             name: "web".into(),
-            source: Source::Git { url: "https://example.com/a.git".into(), reference: "main".into() },
+            source: Source::Git {
+                url: "https://example.com/a.git".into(),
+                reference: "main".into(),
+            },
             build: Default::default(),
-            ports: vec![Port { port: 8080, protocol: Protocol::Http, inner: true, outer: true }],
-            env: vec![EnvVar { name: "MODE".into(), value: "prod".into(), outer: false }],
+            ports: vec![Port {
+                port: 8080,
+                protocol: Protocol::Http,
+                inner: true,
+                outer: true,
+            }],
+            env: vec![EnvVar {
+                name: "MODE".into(),
+                value: "prod".into(),
+                outer: false,
+            }],
             secrets: [("API_KEY".to_string(), "s3cret".to_string())].into(),
             volumes: vec![],
             dependencies: vec![],
-            health: Some(HealthProbe::Http { port: 8080, path: "/health".into() }),
+            health: Some(HealthProbe::Http {
+                port: 8080,
+                path: "/health".into(),
+            }),
             resources: Resources::default(),
             replicas: 2,
         }
@@ -181,13 +234,29 @@ mod tests {
     fn every_problem_is_reported() {
         let mut s = spec();
         s.name = "Web_1".into();
-        s.ports.push(Port { port: 8080, protocol: Protocol::Tcp, inner: false, outer: false });
-        s.env.push(EnvVar { name: "1BAD".into(), value: "x".into(), outer: false });
+        s.ports.push(Port {
+            port: 8080,
+            protocol: Protocol::Tcp,
+            inner: false,
+            outer: false,
+        });
+        s.env.push(EnvVar {
+            name: "1BAD".into(),
+            value: "x".into(),
+            outer: false,
+        });
         s.health = Some(HealthProbe::Tcp { port: 9999 });
         s.resources.memory_mb = 1;
         s.replicas = 1000;
-        s.volumes.push(Volume { name: "data".into(), mount_path: "/var/../etc".into(), size_mb: 10 });
-        s.source = Source::Git { url: "ftp://x".into(), reference: "main".into() };
+        s.volumes.push(Volume {
+            name: "data".into(),
+            mount_path: "/var/../etc".into(),
+            size_mb: 10,
+        });
+        s.source = Source::Git {
+            url: "ftp://x".into(),
+            reference: "main".into(),
+        };
         let errs = component(&s).unwrap_err();
         assert_eq!(errs.len(), 8, "{errs:#?}");
     }

@@ -31,7 +31,11 @@ pub struct ActionTask {
 
 impl ActionTask {
     fn key(&self) -> Key {
-        Key { team: self.team.clone(), app: self.app.clone(), name: self.component.clone() }
+        Key {
+            team: self.team.clone(),
+            app: self.app.clone(),
+            name: self.component.clone(),
+        }
     }
 }
 
@@ -41,9 +45,14 @@ pub fn spawn(dc: Arc<Datacenter>, count: usize) {
         let worker = format!("{}-worker-{n}", dc.name);
         tokio::spawn(async move {
             loop {
-                match dc.queue.claim(TOPIC, &worker, LEASE, Duration::from_secs(1)).await {
+                match dc
+                    .queue
+                    .claim(TOPIC, &worker, LEASE, Duration::from_secs(1))
+                    .await
+                {
                     Ok(Some(task)) => {
-                        let span = tracing::info_span!("task", id = %task.id, attempt = task.attempt);
+                        let span =
+                            tracing::info_span!("task", id = %task.id, attempt = task.attempt);
                         handle(&dc, &worker, task).instrument(span).await;
                     }
                     Ok(None) => {}
@@ -100,12 +109,22 @@ async fn run(dc: &Arc<Datacenter>, worker: &str, task: &ActionTask, attempt: u32
         return Ok(());
     }
     let log = EventLog::open(&task.event_id, dc.events.clone(), dc.hub.clone()).await?;
-    dc.events.set_status(&task.event_id, EventStatus::Running, None).await?;
-    log.info("accepted", format!("{} picked up by {worker} (attempt {attempt})", task.action.as_str())).await;
+    dc.events
+        .set_status(&task.event_id, EventStatus::Running, None)
+        .await?;
+    log.info(
+        "accepted",
+        format!(
+            "{} picked up by {worker} (attempt {attempt})",
+            task.action.as_str()
+        ),
+    )
+    .await;
     match perform(dc, task, &log).await {
         Ok(message) => log.close(EventStatus::Succeeded, &message).await,
         Err(Error::Unavailable(m)) | Err(Error::Internal(m)) if attempt < 3 => {
-            log.warn("retry", format!("attempt {attempt} failed: {m}; retrying")).await;
+            log.warn("retry", format!("attempt {attempt} failed: {m}; retrying"))
+                .await;
             Err(Error::Unavailable(m))
         }
         Err(e) => log.close(EventStatus::Failed, &e.to_string()).await,
@@ -117,15 +136,28 @@ async fn perform(dc: &Arc<Datacenter>, task: &ActionTask, log: &EventLog) -> Res
     match task.action {
         ActionKind::Create => {
             let c = dc.components.get(&key).await?;
-            log.info("store", format!("component {key} stored with {} port(s), {} replica(s)", c.ports.len(), c.replicas)).await;
-            log.info("store", "nothing runs until the component is started").await;
+            log.info(
+                "store",
+                format!(
+                    "component {key} stored with {} port(s), {} replica(s)",
+                    c.ports.len(),
+                    c.replicas
+                ),
+            )
+            .await;
+            log.info("store", "nothing runs until the component is started")
+                .await;
             Ok(format!("component {} created", key.name))
         }
         ActionKind::Update => {
             let c = dc.components.get(&key).await?;
             log.info("store", "configuration saved").await;
             if c.desired_running {
-                log.info("apply", "the component is running: replacing its replicas with the new configuration").await;
+                log.info(
+                    "apply",
+                    "the component is running: replacing its replicas with the new configuration",
+                )
+                .await;
                 converge(dc, &key, true, log).await?;
             }
             Ok("configuration updated".into())
@@ -143,25 +175,36 @@ async fn perform(dc: &Arc<Datacenter>, task: &ActionTask, log: &EventLog) -> Res
         }
         ActionKind::Start => {
             dc.components.set_desired_running(&key, true).await?;
-            dc.components.set_status(&key, ComponentStatus::Starting).await?;
+            dc.components
+                .set_status(&key, ComponentStatus::Starting)
+                .await?;
             let status = converge(dc, &key, false, log).await?;
             Ok(format!("component {} is {}", key.name, status.as_str()))
         }
         ActionKind::Stop => {
             dc.components.set_desired_running(&key, false).await?;
-            dc.components.set_status(&key, ComponentStatus::Stopping).await?;
+            dc.components
+                .set_status(&key, ComponentStatus::Stopping)
+                .await?;
             converge(dc, &key, false, log).await?;
             Ok(format!("component {} stopped", key.name))
         }
         ActionKind::Restart => {
             dc.components.set_desired_running(&key, true).await?;
             let status = converge(dc, &key, true, log).await?;
-            Ok(format!("component {} restarted and {}", key.name, status.as_str()))
+            Ok(format!(
+                "component {} restarted and {}",
+                key.name,
+                status.as_str()
+            ))
         }
         ActionKind::Scale => {
-            let replicas = task.replicas.ok_or_else(|| Error::Invalid(vec!["scale needs a replica count".into()]))?;
+            let replicas = task
+                .replicas
+                .ok_or_else(|| Error::Invalid(vec!["scale needs a replica count".into()]))?;
             dc.components.set_replicas(&key, replicas).await?;
-            log.info("scale", format!("desired replicas: {replicas}")).await;
+            log.info("scale", format!("desired replicas: {replicas}"))
+                .await;
             let c = dc.components.get(&key).await?;
             if c.desired_running {
                 converge(dc, &key, false, log).await?;
@@ -169,23 +212,39 @@ async fn perform(dc: &Arc<Datacenter>, task: &ActionTask, log: &EventLog) -> Res
             Ok(format!("component {} scaled to {replicas}", key.name))
         }
         ActionKind::Build | ActionKind::Deploy | ActionKind::Rollback => {
-            Err(Error::Invalid(vec![format!("{} is not available in this datacenter", task.action.as_str())]))
+            Err(Error::Invalid(vec![format!(
+                "{} is not available in this datacenter",
+                task.action.as_str()
+            )]))
         }
     }
 }
 
-async fn converge(dc: &Arc<Datacenter>, key: &Key, restart: bool, log: &EventLog) -> Result<ComponentStatus> {
+async fn converge(
+    dc: &Arc<Datacenter>,
+    key: &Key,
+    restart: bool,
+    log: &EventLog,
+) -> Result<ComponentStatus> {
     let component = dc.components.get(key).await?;
     let secrets = dc.components.secret_values(key).await?;
     let running = component.desired_running;
-    let target = Target { component, secrets, running, restart };
+    let target = Target {
+        component,
+        secrets,
+        running,
+        restart,
+    };
     match dc.runtime.converge(&target, log).await {
         Ok(status) => {
             dc.components.set_status(key, status).await?;
             Ok(status)
         }
         Err(e) => {
-            let _ = dc.components.set_status(key, ComponentStatus::Abnormal).await;
+            let _ = dc
+                .components
+                .set_status(key, ComponentStatus::Abnormal)
+                .await;
             Err(runtime_error(e))
         }
     }

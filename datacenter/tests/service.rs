@@ -20,13 +20,23 @@ async fn fresh_postgres() -> String {
     use sqlx::Connection;
     let admin = std::env::var("CLOUDPORT_TEST_POSTGRES_URL")
         .expect("CLOUDPORT_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, which starts PostgreSQL");
-    let name = format!("dc_test_{}_{}", std::process::id(), datacenter::store::now_ms());
+    let name = format!(
+        "dc_test_{}_{}",
+        std::process::id(),
+        datacenter::store::now_ms()
+    );
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
-async fn datacenter_on(dir: &std::path::Path, database_url: Option<String>) -> (Running, DatacenterClient) {
+async fn datacenter_on(
+    dir: &std::path::Path,
+    database_url: Option<String>,
+) -> (Running, DatacenterClient) {
     let config = DatacenterConfig {
         name: "t".into(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -37,8 +47,14 @@ async fn datacenter_on(dir: &std::path::Path, database_url: Option<String>) -> (
         workers: 2,
         reconcile_every: Duration::from_secs(1),
     };
-    let running = start(config, Arc::new(LocalRuntime::new(dir.join("work")))).await.unwrap();
-    let client = DatacenterClient::new(&format!("http://{}", running.addr), TOKEN, Duration::from_secs(10));
+    let running = start(config, Arc::new(LocalRuntime::new(dir.join("work"))))
+        .await
+        .unwrap();
+    let client = DatacenterClient::new(
+        &format!("http://{}", running.addr),
+        TOKEN,
+        Duration::from_secs(10),
+    );
     (running, client)
 }
 
@@ -71,16 +87,35 @@ async fn the_token_is_required_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let (running, client) = datacenter(dir.path()).await;
     assert!(client.info().await.is_ok());
-    let wrong = DatacenterClient::new(&format!("http://{}", running.addr), "not-the-token-at-all", Duration::from_secs(5));
+    let wrong = DatacenterClient::new(
+        &format!("http://{}", running.addr),
+        "not-the-token-at-all",
+        Duration::from_secs(5),
+    );
     match wrong.info().await {
         Err(ClientError::Api { status: 401, error }) => assert_eq!(error.error, "unauthorized"),
         other => panic!("{other:?}"),
     }
     // Probes and the OpenAPI document stay open; the latter lists every route.
     let base = format!("http://{}", running.addr);
-    assert!(reqwest::get(format!("{base}/healthz")).await.unwrap().status().is_success());
-    let doc: serde_json::Value = reqwest::get(format!("{base}/v1/openapi.json")).await.unwrap().json().await.unwrap();
-    for path in ["/v1/info", "/v1/teams/{team}/apps/{app}/components/{name}/actions", "/v1/stream", "/v1/events/{id}", "/metrics"] {
+    assert!(reqwest::get(format!("{base}/healthz"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let doc: serde_json::Value = reqwest::get(format!("{base}/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/info",
+        "/v1/teams/{team}/apps/{app}/components/{name}/actions",
+        "/v1/stream",
+        "/v1/events/{id}",
+        "/metrics",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
 }
@@ -92,21 +127,50 @@ async fn bad_specs_are_refused_with_every_reason() {
     let mut bad = spec("Bad_Name");
     bad.replicas = 1000;
     bad.resources.memory_mb = 1;
-    match client.create_component("acme", "shop", &bad, "tester").await {
+    match client
+        .create_component("acme", "shop", &bad, "tester")
+        .await
+    {
         Err(ClientError::Api { status: 422, error }) => {
-            assert!(error.message.contains("component name"), "{}", error.message);
+            assert!(
+                error.message.contains("component name"),
+                "{}",
+                error.message
+            );
             assert!(error.message.contains("replicas"), "{}", error.message);
             assert!(error.message.contains("memory"), "{}", error.message);
         }
         other => panic!("{other:?}"),
     }
-    assert!(client.components("acme", None).await.unwrap().is_empty(), "nothing stored");
-    client.create_component("acme", "shop", &spec("web"), "tester").await.unwrap();
-    match client.create_component("acme", "shop", &spec("web"), "tester").await {
+    assert!(
+        client.components("acme", None).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    client
+        .create_component("acme", "shop", &spec("web"), "tester")
+        .await
+        .unwrap();
+    match client
+        .create_component("acme", "shop", &spec("web"), "tester")
+        .await
+    {
         Err(ClientError::Api { status: 409, .. }) => {}
         other => panic!("{other:?}"),
     }
-    match client.act("acme", "shop", "nope", &ActionRequest { action: ActionKind::Start, actor: "t".into(), replicas: None, version: None }).await {
+    match client
+        .act(
+            "acme",
+            "shop",
+            "nope",
+            &ActionRequest {
+                action: ActionKind::Start,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+    {
         Err(ClientError::Api { status: 404, .. }) => {}
         other => panic!("{other:?}"),
     }
@@ -116,14 +180,24 @@ async fn bad_specs_are_refused_with_every_reason() {
 async fn secrets_are_sealed_and_never_returned() {
     let dir = tempfile::tempdir().unwrap();
     let (_running, client) = datacenter(dir.path()).await;
-    let created = client.create_component("acme", "shop", &spec("web"), "tester").await.unwrap();
-    assert_eq!(created.component.secret_names, vec!["DB_PASSWORD".to_string()]);
+    let created = client
+        .create_component("acme", "shop", &spec("web"), "tester")
+        .await
+        .unwrap();
+    assert_eq!(
+        created.component.secret_names,
+        vec!["DB_PASSWORD".to_string()]
+    );
     let listed = serde_json::to_string(&client.components("acme", None).await.unwrap()).unwrap();
     assert!(!listed.contains("hunter2"));
     let db = std::fs::read(dir.path().join("datacenter.db")).unwrap();
     let wal = std::fs::read(dir.path().join("datacenter.db-wal")).unwrap_or_default();
     let needle = b"hunter2-hunter2";
-    assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle), "plaintext secret on disk");
+    assert!(
+        !db.windows(needle.len()).any(|w| w == needle)
+            && !wal.windows(needle.len()).any(|w| w == needle),
+        "plaintext secret on disk"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,38 +215,111 @@ async fn the_same_on_a_postgresql_store() {
 }
 
 async fn actions_flow(client: DatacenterClient) {
-    let created = client.create_component("acme", "shop", &spec("web"), "tester").await.unwrap();
+    let created = client
+        .create_component("acme", "shop", &spec("web"), "tester")
+        .await
+        .unwrap();
     let ev = wait_event(&client, &created.event_id).await;
     assert_eq!(ev.event.status, EventStatus::Succeeded);
     assert_eq!(ev.event.actor, "tester");
 
-    let req = |action| ActionRequest { action, actor: "tester".into(), replicas: None, version: None };
-    let started = client.act("acme", "shop", "web", &req(ActionKind::Start)).await.unwrap();
+    let req = |action| ActionRequest {
+        action,
+        actor: "tester".into(),
+        replicas: None,
+        version: None,
+    };
+    let started = client
+        .act("acme", "shop", "web", &req(ActionKind::Start))
+        .await
+        .unwrap();
     let ev = wait_event(&client, &started.event_id).await;
     assert_eq!(ev.event.status, EventStatus::Succeeded, "{:#?}", ev.lines);
-    assert_eq!(client.component("acme", "shop", "web").await.unwrap().status, ComponentStatus::Running);
+    assert_eq!(
+        client
+            .component("acme", "shop", "web")
+            .await
+            .unwrap()
+            .status,
+        ComponentStatus::Running
+    );
 
-    let scaled = client.act("acme", "shop", "web", &ActionRequest { replicas: Some(2), ..req(ActionKind::Scale) }).await.unwrap();
+    let scaled = client
+        .act(
+            "acme",
+            "shop",
+            "web",
+            &ActionRequest {
+                replicas: Some(2),
+                ..req(ActionKind::Scale)
+            },
+        )
+        .await
+        .unwrap();
     let ev = wait_event(&client, &scaled.event_id).await;
     assert_eq!(ev.event.status, EventStatus::Succeeded, "{:#?}", ev.lines);
-    assert_eq!(ev.lines.iter().filter(|l| l.step == "start").count(), 1, "one more replica: {:#?}", ev.lines);
+    assert_eq!(
+        ev.lines.iter().filter(|l| l.step == "start").count(),
+        1,
+        "one more replica: {:#?}",
+        ev.lines
+    );
 
     // Building needs the builder: refused up front, not queued to fail later.
-    match client.act("acme", "shop", "web", &req(ActionKind::Build)).await {
+    match client
+        .act("acme", "shop", "web", &req(ActionKind::Build))
+        .await
+    {
         Err(ClientError::Api { status: 422, .. }) => {}
         other => panic!("{other:?}"),
     }
 
-    let stopped = client.act("acme", "shop", "web", &req(ActionKind::Stop)).await.unwrap();
-    assert_eq!(wait_event(&client, &stopped.event_id).await.event.status, EventStatus::Succeeded);
-    assert_eq!(client.component("acme", "shop", "web").await.unwrap().status, ComponentStatus::Stopped);
+    let stopped = client
+        .act("acme", "shop", "web", &req(ActionKind::Stop))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_event(&client, &stopped.event_id).await.event.status,
+        EventStatus::Succeeded
+    );
+    assert_eq!(
+        client
+            .component("acme", "shop", "web")
+            .await
+            .unwrap()
+            .status,
+        ComponentStatus::Stopped
+    );
 
-    let events = client.events("acme", &EventQuery { component: Some("web".into()), ..Default::default() }).await.unwrap();
+    let events = client
+        .events(
+            "acme",
+            &EventQuery {
+                component: Some("web".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.action).collect();
-    assert_eq!(kinds, vec![ActionKind::Stop, ActionKind::Scale, ActionKind::Start, ActionKind::Create]);
+    assert_eq!(
+        kinds,
+        vec![
+            ActionKind::Stop,
+            ActionKind::Scale,
+            ActionKind::Start,
+            ActionKind::Create
+        ]
+    );
 
-    let deleted = client.delete_component("acme", "shop", "web", "tester").await.unwrap();
-    assert_eq!(wait_event(&client, &deleted.event_id).await.event.status, EventStatus::Succeeded);
+    let deleted = client
+        .delete_component("acme", "shop", "web", "tester")
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_event(&client, &deleted.event_id).await.event.status,
+        EventStatus::Succeeded
+    );
     assert!(client.components("acme", None).await.unwrap().is_empty());
 }
 
@@ -181,27 +328,65 @@ async fn a_component_that_cannot_run_fails_its_event_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (_running, client) = datacenter(dir.path()).await;
     let mut s = spec("img");
-    s.source = Source::Image { image: "nginx:1".into() };
+    s.source = Source::Image {
+        image: "nginx:1".into(),
+    };
     s.build.run_command = None;
-    client.create_component("acme", "shop", &s, "tester").await.unwrap();
-    let started = client.act("acme", "shop", "img", &ActionRequest { action: ActionKind::Start, actor: "t".into(), replicas: None, version: None }).await.unwrap();
+    client
+        .create_component("acme", "shop", &s, "tester")
+        .await
+        .unwrap();
+    let started = client
+        .act(
+            "acme",
+            "shop",
+            "img",
+            &ActionRequest {
+                action: ActionKind::Start,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+        .unwrap();
     let ev = wait_event(&client, &started.event_id).await;
     assert_eq!(ev.event.status, EventStatus::Failed);
-    assert!(ev.event.message.contains("run command"), "{}", ev.event.message);
-    assert_eq!(client.component("acme", "shop", "img").await.unwrap().status, ComponentStatus::Abnormal);
+    assert!(
+        ev.event.message.contains("run command"),
+        "{}",
+        ev.event.message
+    );
+    assert_eq!(
+        client
+            .component("acme", "shop", "img")
+            .await
+            .unwrap()
+            .status,
+        ComponentStatus::Abnormal
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_replays_history_then_follows_live_until_closed() {
     let dir = tempfile::tempdir().unwrap();
     let (_running, client) = datacenter(dir.path()).await;
-    let created = client.create_component("acme", "shop", &spec("web"), "tester").await.unwrap();
+    let created = client
+        .create_component("acme", "shop", &spec("web"), "tester")
+        .await
+        .unwrap();
     // Finished event: history, then closed.
     wait_event(&client, &created.event_id).await;
-    let mut rx = client.follow(&format!("event:{}", created.event_id), 64).await.unwrap();
+    let mut rx = client
+        .follow(&format!("event:{}", created.event_id), 64)
+        .await
+        .unwrap();
     let mut seqs = vec![];
     let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+        {
             Some(StreamMessage::Line { line, .. }) => seqs.push(line.seq),
             Some(StreamMessage::Closed { status, .. }) => break status,
             other => panic!("{other:?}"),
@@ -211,11 +396,30 @@ async fn the_stream_replays_history_then_follows_live_until_closed() {
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
 
     // A running event: subscribe first, then watch it happen live.
-    let started = client.act("acme", "shop", "web", &ActionRequest { action: ActionKind::Start, actor: "t".into(), replicas: None, version: None }).await.unwrap();
-    let mut rx = client.follow(&format!("event:{}", started.event_id), 64).await.unwrap();
+    let started = client
+        .act(
+            "acme",
+            "shop",
+            "web",
+            &ActionRequest {
+                action: ActionKind::Start,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut rx = client
+        .follow(&format!("event:{}", started.event_id), 64)
+        .await
+        .unwrap();
     let mut steps = vec![];
     loop {
-        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+        {
             Some(StreamMessage::Line { line, .. }) => steps.push(line.step),
             Some(StreamMessage::Closed { status, .. }) => {
                 assert_eq!(status, "succeeded");
@@ -224,5 +428,8 @@ async fn the_stream_replays_history_then_follows_live_until_closed() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(steps.contains(&"start".to_string()) && steps.last() == Some(&"done".to_string()), "{steps:?}");
+    assert!(
+        steps.contains(&"start".to_string()) && steps.last() == Some(&"done".to_string()),
+        "{steps:?}"
+    );
 }

@@ -66,7 +66,9 @@ impl ServeConfig {
     }
 
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 
     pub fn session_idle(&self) -> Duration {
@@ -80,9 +82,17 @@ pub struct DatacenterArgs {
     /// Name the console will know this datacenter by.
     #[arg(long, env = "CLOUDPORT_DATACENTER_NAME", default_value = "dc1")]
     pub name: String,
-    #[arg(long, env = "CLOUDPORT_DATACENTER_LISTEN", default_value = "127.0.0.1:7000")]
+    #[arg(
+        long,
+        env = "CLOUDPORT_DATACENTER_LISTEN",
+        default_value = "127.0.0.1:7000"
+    )]
     pub listen: SocketAddr,
-    #[arg(long, env = "CLOUDPORT_DATA_DIR", default_value = "./cloudport-datacenter")]
+    #[arg(
+        long,
+        env = "CLOUDPORT_DATA_DIR",
+        default_value = "./cloudport-datacenter"
+    )]
     pub data_dir: PathBuf,
     /// The bearer token the console must present (at least 16 characters).
     #[arg(long, env = "CLOUDPORT_DATACENTER_TOKEN", hide_env_values = true)]
@@ -108,7 +118,10 @@ impl DatacenterArgs {
     pub fn into_config(self) -> datacenter::service::DatacenterConfig {
         use datacenter::service::{DatacenterConfig, QueueConfig};
         let queue = match self.queue.as_str() {
-            "etcd" => QueueConfig::Etcd { endpoints: self.etcd_endpoints, prefix: format!("/cloudport/{}", self.name) },
+            "etcd" => QueueConfig::Etcd {
+                endpoints: self.etcd_endpoints,
+                prefix: format!("/cloudport/{}", self.name),
+            },
             _ => QueueConfig::Embedded,
         };
         DatacenterConfig {

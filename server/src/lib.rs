@@ -29,15 +29,21 @@ pub struct Running {
 
 /// Opens the store, makes sure an admin exists, binds and starts serving.
 pub async fn start(config: ServeConfig) -> Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| Error::Invalid(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::Invalid(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
     let db = db::open(config.database_url.as_deref(), &config.data_dir).await?;
     let limits = Limits {
         per_user: config.login_failures_per_user,
         per_address: config.login_failures_per_address,
         window: Duration::from_secs(config.login_window_secs),
     };
-    let secrets = datacenter::crypto::SecretBox::load_or_create(&config.data_dir.join("console.key")).map_err(Error::internal)?;
+    let secrets =
+        datacenter::crypto::SecretBox::load_or_create(&config.data_dir.join("console.key"))
+            .map_err(Error::internal)?;
     let console = Arc::new(ConsoleService::new(db, limits, secrets));
     let generated_admin_password = console.ensure_admin(config.admin_password.clone()).await?;
 
@@ -48,7 +54,9 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
 
     let bundle = http::assets::bundle_name();
     if bundle.is_none() {
-        tracing::warn!("this binary was built without the UI bundle: pages render but are not interactive");
+        tracing::warn!(
+            "this binary was built without the UI bundle: pages render but are not interactive"
+        );
     }
     let leptos = LeptosOptions::builder()
         .output_name(bundle.unwrap_or_else(|| "cloudport".into()))
@@ -57,13 +65,24 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         .site_addr(addr)
         .env(leptos::config::Env::PROD)
         .build();
-    let state = http::AppState { console: console.clone(), metrics: Arc::new(http::metrics::console_metrics()), leptos };
+    let state = http::AppState {
+        console: console.clone(),
+        metrics: Arc::new(http::metrics::console_metrics()),
+        leptos,
+    };
     let router = http::router(
         state,
-        http::HttpOptions { secure_cookies: config.secure_cookies(), session_idle: config.session_idle() },
+        http::HttpOptions {
+            secure_cookies: config.secure_cookies(),
+            session_idle: config.session_idle(),
+        },
     );
 
-    let embedded = if config.no_embedded_datacenter { None } else { Some(start_embedded_datacenter(&config, &console).await?) };
+    let embedded = if config.no_embedded_datacenter {
+        None
+    } else {
+        Some(start_embedded_datacenter(&config, &console).await?)
+    };
     let poller = console.clone();
     let every = Duration::from_secs(config.datacenter_poll_secs.max(1));
     tokio::spawn(async move {
@@ -87,16 +106,28 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
     });
 
     let server = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
     });
-    Ok(Running { addr, console, generated_admin_password, server, embedded })
+    Ok(Running {
+        addr,
+        console,
+        generated_admin_password,
+        server,
+        embedded,
+    })
 }
 
 /// Runs the datacenter `local` inside this process, on a loopback port with a
 /// fresh token, and registers it with the console.
-async fn start_embedded_datacenter(config: &ServeConfig, console: &Arc<ConsoleService>) -> Result<datacenter::service::Running> {
+async fn start_embedded_datacenter(
+    config: &ServeConfig,
+    console: &Arc<ConsoleService>,
+) -> Result<datacenter::service::Running> {
     use datacenter::service::{DatacenterConfig, QueueConfig};
     let data_dir = config.data_dir.join("datacenter-local");
     let token = console::passwords::random_string(40);
@@ -110,9 +141,15 @@ async fn start_embedded_datacenter(config: &ServeConfig, console: &Arc<ConsoleSe
         workers: 2,
         reconcile_every: Duration::from_secs(5),
     };
-    let runtime = Arc::new(datacenter::runtime::local::LocalRuntime::new(data_dir.join("work")));
-    let running = datacenter::service::start(dc_config, runtime).await.map_err(|e| Error::internal(format!("embedded datacenter: {e}")))?;
-    console.register_embedded("local", &format!("http://{}", running.addr), &token).await?;
+    let runtime = Arc::new(datacenter::runtime::local::LocalRuntime::new(
+        data_dir.join("work"),
+    ));
+    let running = datacenter::service::start(dc_config, runtime)
+        .await
+        .map_err(|e| Error::internal(format!("embedded datacenter: {e}")))?;
+    console
+        .register_embedded("local", &format!("http://{}", running.addr), &token)
+        .await?;
     Ok(running)
 }
 
@@ -122,7 +159,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

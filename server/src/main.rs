@@ -5,7 +5,11 @@ use server::config::ServeConfig;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "cloudport", version, about = "Cloudport: an application platform — console, API and datacenters in one binary")]
+#[command(
+    name = "cloudport",
+    version,
+    about = "Cloudport: an application platform — console, API and datacenters in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,12 +44,19 @@ fn return_large_buffers_to_the_system() {}
 
 fn main() -> std::process::ExitCode {
     return_large_buffers_to_the_system();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(run())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(run())
 }
 
 async fn run() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("CLOUDPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_env("CLOUDPORT_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -75,7 +86,10 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
 }
 
 /// Waits for a server task; its failure becomes the process's exit status.
-async fn wait(server: tokio::task::JoinHandle<std::io::Result<()>>, what: &str) -> std::process::ExitCode {
+async fn wait(
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    what: &str,
+) -> std::process::ExitCode {
     match server.await {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(e)) => {
@@ -91,7 +105,9 @@ async fn wait(server: tokio::task::JoinHandle<std::io::Result<()>>, what: &str) 
 
 async fn run_datacenter(args: server::config::DatacenterArgs) -> std::process::ExitCode {
     let config = args.into_config();
-    let runtime = std::sync::Arc::new(datacenter::runtime::local::LocalRuntime::new(config.data_dir.join("work")));
+    let runtime = std::sync::Arc::new(datacenter::runtime::local::LocalRuntime::new(
+        config.data_dir.join("work"),
+    ));
     match datacenter::service::start(config, runtime).await {
         Ok(running) => wait(running.server, "cloudport datacenter").await,
         Err(e) => {

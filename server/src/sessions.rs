@@ -24,7 +24,11 @@ impl SqlSessionStore {
     }
 
     /// Ends every session of `user_id` except `keep`.
-    pub async fn delete_user_sessions(&self, user_id: i64, keep: Option<&Id>) -> Result<u64, sqlx::Error> {
+    pub async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&Id>,
+    ) -> Result<u64, sqlx::Error> {
         let keep = keep.map(|id| id.to_string()).unwrap_or_default();
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
@@ -36,7 +40,10 @@ impl SqlSessionStore {
 
     pub async fn delete_expired(&self) -> Result<u64, sqlx::Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(&self.db.pool).await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -78,21 +85,33 @@ impl SessionStore for SqlSessionStore {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
-                .bind(id.to_string())
-                .bind(now)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(backend)?;
-        let Some((data, expires_at)) = row else { return Ok(None) };
-        let data = serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(backend)?;
+        let Some((data, expires_at)) = row else {
+            return Ok(None);
+        };
+        let data =
+            serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
         let expiry_date = time::OffsetDateTime::from_unix_timestamp(expires_at).map_err(backend)?;
-        Ok(Some(Record { id: *id, data, expiry_date }))
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.to_string()).execute(&self.db.pool).await.map_err(backend)?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.db.pool)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 }

@@ -22,7 +22,15 @@ struct DatacenterProcess {
 impl DatacenterProcess {
     fn start(dir: &std::path::Path, port: u16) -> DatacenterProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_cloudport"))
-            .args(["datacenter", "--name", "dc2", "--listen", &format!("127.0.0.1:{port}"), "--reconcile-secs", "1"])
+            .args([
+                "datacenter",
+                "--name",
+                "dc2",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--reconcile-secs",
+                "1",
+            ])
             .arg("--data-dir")
             .arg(dir)
             .env("CLOUDPORT_DATACENTER_TOKEN", TOKEN)
@@ -30,7 +38,11 @@ impl DatacenterProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("start cloudport datacenter");
-        DatacenterProcess { child, port, dir: dir.to_path_buf() }
+        DatacenterProcess {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn url(&self) -> String {
@@ -40,7 +52,10 @@ impl DatacenterProcess {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if reqwest::get(format!("{}/healthz", self.url())).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(format!("{}/healthz", self.url()))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -66,27 +81,58 @@ impl Drop for DatacenterProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn state_of(c: &TestConsole, admin: &reqwest::Client, name: &str) -> Value {
-    let list: Value = admin.get(c.url("/api/v1/datacenters")).send().await.unwrap().json().await.unwrap();
-    list.as_array().unwrap().iter().find(|d| d["name"] == name).cloned().unwrap_or(Value::Null)
+    let list: Value = admin
+        .get(c.url("/api/v1/datacenters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
-async fn wait_for_state(c: &TestConsole, admin: &reqwest::Client, name: &str, want: &str, within: Duration) -> Duration {
+async fn wait_for_state(
+    c: &TestConsole,
+    admin: &reqwest::Client,
+    name: &str,
+    want: &str,
+    within: Duration,
+) -> Duration {
     let start = Instant::now();
     loop {
         let dc = state_of(c, admin, name).await;
         if dc["state"] == want {
             return start.elapsed();
         }
-        assert!(start.elapsed() < within, "{name} not {want} after {within:?}: {dc}");
+        assert!(
+            start.elapsed() < within,
+            "{name} not {want} after {within:?}: {dc}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn wait_for_component(c: &TestConsole, client: &reqwest::Client, path: &str, status: &str, within: Duration) -> Value {
+async fn wait_for_component(
+    c: &TestConsole,
+    client: &reqwest::Client,
+    path: &str,
+    status: &str,
+    within: Duration,
+) -> Value {
     let start = Instant::now();
     loop {
         let resp = client.get(c.url(path)).send().await.unwrap();
@@ -95,9 +141,16 @@ async fn wait_for_component(c: &TestConsole, client: &reqwest::Client, path: &st
             if v["component"]["status"] == status {
                 return v;
             }
-            assert!(start.elapsed() < within, "not {status} after {within:?}: {v}");
+            assert!(
+                start.elapsed() < within,
+                "not {status} after {within:?}: {v}"
+            );
         } else {
-            assert!(start.elapsed() < within, "component unavailable after {within:?}: {}", resp.status());
+            assert!(
+                start.elapsed() < within,
+                "component unavailable after {within:?}: {}",
+                resp.status()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -123,21 +176,45 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let resp = admin.post(c.url("/api/v1/datacenters")).json(&json!({"name": "dc2", "url": dc.url(), "token": TOKEN})).send().await.unwrap();
+    let resp = admin
+        .post(c.url("/api/v1/datacenters"))
+        .json(&json!({"name": "dc2", "url": dc.url(), "token": TOKEN}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     let added: Value = resp.json().await.unwrap();
     assert_eq!(added["state"], "online");
     assert_eq!(added["runtime"], "local");
 
     // The token is sealed at rest.
-    let (sealed,): (String,) = sqlx::query_as("SELECT token_sealed FROM datacenters WHERE name = 'dc2'").fetch_one(&c.console.db.pool).await.unwrap();
+    let (sealed,): (String,) =
+        sqlx::query_as("SELECT token_sealed FROM datacenters WHERE name = 'dc2'")
+            .fetch_one(&c.console.db.pool)
+            .await
+            .unwrap();
     assert!(!sealed.contains(TOKEN));
 
     // A team that may use dc2 runs a component there.
-    admin.post(c.url("/api/v1/teams")).json(&json!({"name": "acme"})).send().await.unwrap();
-    let resp = admin.post(c.url("/api/v1/teams/acme/datacenters")).json(&json!({"datacenter": "dc2"})).send().await.unwrap();
+    admin
+        .post(c.url("/api/v1/teams"))
+        .json(&json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    let resp = admin
+        .post(c.url("/api/v1/teams/acme/datacenters"))
+        .json(&json!({"datacenter": "dc2"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    admin.post(c.url("/api/v1/teams/acme/apps")).json(&json!({"name": "shop"})).send().await.unwrap();
+    admin
+        .post(c.url("/api/v1/teams/acme/apps"))
+        .json(&json!({"name": "shop"}))
+        .send()
+        .await
+        .unwrap();
     let spec = json!({
         "name": "web",
         "source": {"kind": "upload"},
@@ -146,20 +223,37 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
         "health": {"kind": "http", "port": 8000, "path": "/"},
         "secrets": {"API_KEY": "s3cret-value"}
     });
-    let resp = admin.post(c.url("/api/v1/teams/acme/apps/shop/components")).json(&json!({"datacenter": "dc2", "spec": spec})).send().await.unwrap();
+    let resp = admin
+        .post(c.url("/api/v1/teams/acme/apps/shop/components"))
+        .json(&json!({"datacenter": "dc2", "spec": spec}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let resp = admin.post(c.url("/api/v1/teams/acme/apps/shop/components/web/actions")).json(&json!({"action": "start"})).send().await.unwrap();
+    let resp = admin
+        .post(c.url("/api/v1/teams/acme/apps/shop/components/web/actions"))
+        .json(&json!({"action": "start"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let started: Value = resp.json().await.unwrap();
     let component = "/api/v1/teams/acme/apps/shop/components/web";
-    let placed = wait_for_component(&c, &admin, component, "running", Duration::from_secs(20)).await;
+    let placed =
+        wait_for_component(&c, &admin, component, "running", Duration::from_secs(20)).await;
     assert_eq!(placed["datacenter"], "dc2");
     assert_eq!(placed["component"]["secret_names"], json!(["API_KEY"]));
-    assert!(!placed.to_string().contains("s3cret-value"), "secret values never come back");
+    assert!(
+        !placed.to_string().contains("s3cret-value"),
+        "secret values never come back"
+    );
 
     // The start event has its log, in order, closed with a final status.
     let ev: Value = admin
-        .get(c.url(&format!("/api/v1/teams/acme/events/dc2/{}", started["event_id"].as_str().unwrap())))
+        .get(c.url(&format!(
+            "/api/v1/teams/acme/events/dc2/{}",
+            started["event_id"].as_str().unwrap()
+        )))
         .send()
         .await
         .unwrap()
@@ -178,10 +272,23 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
     let took = wait_for_state(&c, &admin, "dc2", "offline", Duration::from_secs(10)).await;
     eprintln!("offline after {took:?}");
     let down = state_of(&c, &admin, "dc2").await;
-    assert!(down["state_reason"].as_str().unwrap().contains("unreachable"), "{down}");
+    assert!(
+        down["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{down}"
+    );
     assert!(down["last_contact_at"].as_i64().is_some());
     // The app page still answers, naming the datacenter that does not.
-    let app: Value = admin.get(c.url("/api/v1/teams/acme/apps/shop")).send().await.unwrap().json().await.unwrap();
+    let app: Value = admin
+        .get(c.url("/api/v1/teams/acme/apps/shop"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(app["unreachable"], json!(["dc2"]));
 
     // Back up: online again, and the component it was running converges to running.
@@ -189,16 +296,35 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
     dc.wait_ready().await;
     wait_for_state(&c, &admin, "dc2", "online", Duration::from_secs(10)).await;
     wait_for_component(&c, &admin, component, "running", Duration::from_secs(30)).await;
-    let events: Value = admin.get(c.url("/api/v1/teams/acme/events?app=shop")).send().await.unwrap().json().await.unwrap();
+    let events: Value = admin
+        .get(c.url("/api/v1/teams/acme/events?app=shop"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(
-        events.as_array().unwrap().iter().any(|e| e["event"]["actor"] == "reconciler" && e["event"]["status"] == "succeeded"),
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"]["actor"] == "reconciler" && e["event"]["status"] == "succeeded"),
         "the reconciler restarted it: {events}"
     );
 
     // Removing a datacenter that still holds components needs force.
-    let resp = admin.delete(c.url("/api/v1/datacenters/dc2")).send().await.unwrap();
+    let resp = admin
+        .delete(c.url("/api/v1/datacenters/dc2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CONFLICT);
-    let resp = admin.delete(c.url("/api/v1/datacenters/dc2?force=true")).send().await.unwrap();
+    let resp = admin
+        .delete(c.url("/api/v1/datacenters/dc2?force=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }
 
@@ -212,9 +338,24 @@ async fn live_event_logs_are_relayed_only_to_those_who_may_see_them(b: Backend) 
     let admin = c.admin().await;
     c.create_user(&admin, "vic").await;
     c.create_user(&admin, "otto").await;
-    admin.post(c.url("/api/v1/teams")).json(&json!({"name": "acme"})).send().await.unwrap();
-    admin.post(c.url("/api/v1/teams/acme/members")).json(&json!({"username": "vic", "role": "viewer"})).send().await.unwrap();
-    admin.post(c.url("/api/v1/teams/acme/apps")).json(&json!({"name": "shop"})).send().await.unwrap();
+    admin
+        .post(c.url("/api/v1/teams"))
+        .json(&json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    admin
+        .post(c.url("/api/v1/teams/acme/members"))
+        .json(&json!({"username": "vic", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    admin
+        .post(c.url("/api/v1/teams/acme/apps"))
+        .json(&json!({"name": "shop"}))
+        .send()
+        .await
+        .unwrap();
     let created: Value = admin
         .post(c.url("/api/v1/teams/acme/apps/shop/components"))
         .json(&json!({"datacenter": "local", "spec": {"name": "db", "source": {"kind": "image", "image": "postgres:16"}}}))
@@ -231,7 +372,15 @@ async fn live_event_logs_are_relayed_only_to_those_who_may_see_them(b: Backend) 
         let c = &c;
         async move {
             let s = c.login(who, pass).await;
-            let t: Value = s.post(c.url("/api/v1/tokens")).json(&json!({"name": "ws"})).send().await.unwrap().json().await.unwrap();
+            let t: Value = s
+                .post(c.url("/api/v1/tokens"))
+                .json(&json!({"name": "ws"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             t["token"].as_str().unwrap().to_string()
         }
     };
@@ -240,12 +389,17 @@ async fn live_event_logs_are_relayed_only_to_those_who_may_see_them(b: Backend) 
         let event = event.clone();
         async move {
             let mut req = url.into_client_request().unwrap();
-            req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
             let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-            let sub = json!({"op": "subscribe", "team": "acme", "datacenter": "local", "event": event}).to_string();
+            let sub =
+                json!({"op": "subscribe", "team": "acme", "datacenter": "local", "event": event})
+                    .to_string();
             ws.send(Message::Text(sub.into())).await.unwrap();
             let mut got = vec![];
-            while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            while let Ok(Some(Ok(Message::Text(t)))) =
+                tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+            {
                 let v: Value = serde_json::from_str(&t).unwrap();
                 let end = v["type"] == "closed" || v["type"] == "error";
                 got.push(v);
@@ -263,8 +417,16 @@ async fn live_event_logs_are_relayed_only_to_those_who_may_see_them(b: Backend) 
     assert_eq!(last["status"], "succeeded");
     let lines: Vec<&Value> = seen.iter().filter(|m| m["type"] == "line").collect();
     assert!(lines.len() >= 3, "{seen:?}");
-    assert!(lines.iter().all(|m| m["channel"] == format!("local/event:{event}")));
-    assert!(lines.iter().any(|m| m["line"]["message"].as_str().unwrap().contains("component acme/shop/db stored")), "{seen:?}");
+    assert!(lines
+        .iter()
+        .all(|m| m["channel"] == format!("local/event:{event}")));
+    assert!(
+        lines.iter().any(|m| m["line"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("component acme/shop/db stored")),
+        "{seen:?}"
+    );
 
     // Someone outside the team learns nothing.
     let seen = follow(token_for("otto", PASSWORD).await).await;

@@ -12,7 +12,15 @@ use serde_json::{json, Value};
 use server::console::Actor;
 use std::collections::BTreeSet;
 
-const ACTORS: [&str; 7] = ["anonymous", "platform-admin", "owner", "admin", "developer", "viewer", "outsider"];
+const ACTORS: [&str; 7] = [
+    "anonymous",
+    "platform-admin",
+    "owner",
+    "admin",
+    "developer",
+    "viewer",
+    "outsider",
+];
 
 /// Expected statuses, in `ACTORS` order.
 struct Case {
@@ -25,52 +33,236 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     use Method as M;
-    let c = |method: Method, route: &'static str, body: Option<Value>, expect: [u16; 7]| Case { method, route, body, expect };
+    let c = |method: Method, route: &'static str, body: Option<Value>, expect: [u16; 7]| Case {
+        method,
+        route,
+        body,
+        expect,
+    };
     vec![
         c(M::GET, "/healthz", None, [200; 7]),
         c(M::GET, "/metrics", None, [200; 7]),
         c(M::GET, "/api/v1/openapi.json", None, [200; 7]),
-        c(M::POST, "/api/v1/auth/login", Some(json!({"username": "{fresh}", "password": "wrong-password"})), [401; 7]),
+        c(
+            M::POST,
+            "/api/v1/auth/login",
+            Some(json!({"username": "{fresh}", "password": "wrong-password"})),
+            [401; 7],
+        ),
         c(M::POST, "/api/v1/auth/logout", None, [204; 7]),
-        c(M::GET, "/api/v1/me", None, [401, 200, 200, 200, 200, 200, 200]),
+        c(
+            M::GET,
+            "/api/v1/me",
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
         // A wrong current password: everyone signed in gets past authorisation to validation.
-        c(M::PUT, "/api/v1/me/password", Some(json!({"current_password": "wrong-password", "new_password": "whatever-123"})), [401, 422, 422, 422, 422, 422, 422]),
-        c(M::GET, "/api/v1/users", None, [401, 200, 403, 403, 403, 403, 403]),
-        c(M::POST, "/api/v1/users", Some(json!({"username": "{fresh}", "password": PASSWORD})), [401, 201, 403, 403, 403, 403, 403]),
-        c(M::PATCH, "/api/v1/users/{id}", Some(json!({"disabled": false})), [401, 200, 403, 403, 403, 403, 403]),
-        c(M::GET, "/api/v1/teams", None, [401, 200, 200, 200, 200, 200, 200]),
-        c(M::POST, "/api/v1/teams", Some(json!({"name": "{fresh}"})), [401, 201, 201, 201, 201, 201, 201]),
-        c(M::GET, "/api/v1/teams/{team}", None, [401, 200, 200, 200, 200, 200, 404]),
-        c(M::DELETE, "/api/v1/teams/{team}", None, [401, 204, 204, 403, 403, 403, 404]),
-        c(M::GET, "/api/v1/teams/{team}/members", None, [401, 200, 200, 200, 200, 200, 404]),
-        c(M::POST, "/api/v1/teams/{team}/members", Some(json!({"username": "spare", "role": "developer"})), [401, 201, 201, 201, 403, 403, 404]),
-        c(M::PUT, "/api/v1/teams/{team}/members/{username}", Some(json!({"role": "developer"})), [401, 200, 200, 200, 403, 403, 404]),
-        c(M::DELETE, "/api/v1/teams/{team}/members/{username}", None, [401, 204, 204, 204, 403, 403, 404]),
-        c(M::GET, "/api/v1/tokens", None, [401, 200, 200, 200, 200, 200, 200]),
-        c(M::POST, "/api/v1/tokens", Some(json!({"name": "matrix"})), [401, 201, 201, 201, 201, 201, 201]),
+        c(
+            M::PUT,
+            "/api/v1/me/password",
+            Some(json!({"current_password": "wrong-password", "new_password": "whatever-123"})),
+            [401, 422, 422, 422, 422, 422, 422],
+        ),
+        c(
+            M::GET,
+            "/api/v1/users",
+            None,
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::POST,
+            "/api/v1/users",
+            Some(json!({"username": "{fresh}", "password": PASSWORD})),
+            [401, 201, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::PATCH,
+            "/api/v1/users/{id}",
+            Some(json!({"disabled": false})),
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams",
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams",
+            Some(json!({"name": "{fresh}"})),
+            [401, 201, 201, 201, 201, 201, 201],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}",
+            None,
+            [401, 204, 204, 403, 403, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/members",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/members",
+            Some(json!({"username": "spare", "role": "developer"})),
+            [401, 201, 201, 201, 403, 403, 404],
+        ),
+        c(
+            M::PUT,
+            "/api/v1/teams/{team}/members/{username}",
+            Some(json!({"role": "developer"})),
+            [401, 200, 200, 200, 403, 403, 404],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}/members/{username}",
+            None,
+            [401, 204, 204, 204, 403, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/tokens",
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
+        c(
+            M::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "matrix"})),
+            [401, 201, 201, 201, 201, 201, 201],
+        ),
         // Someone else's token: nobody may revoke it, not even an admin.
-        c(M::DELETE, "/api/v1/tokens/{id}", None, [401, 404, 404, 404, 404, 404, 404]),
-        c(M::GET, "/api/v1/audit", None, [401, 200, 200, 200, 200, 200, 200]),
-        c(M::GET, "/api/v1/datacenters", None, [401, 200, 200, 200, 200, 200, 200]),
+        c(
+            M::DELETE,
+            "/api/v1/tokens/{id}",
+            None,
+            [401, 404, 404, 404, 404, 404, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/audit",
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
+        c(
+            M::GET,
+            "/api/v1/datacenters",
+            None,
+            [401, 200, 200, 200, 200, 200, 200],
+        ),
         // Nothing listens there: the admin passes authorisation and gets the reachability error.
-        c(M::POST, "/api/v1/datacenters", Some(json!({"name": "{fresh}", "url": "http://127.0.0.1:9", "token": "0123456789abcdef"})), [401, 422, 403, 403, 403, 403, 403]),
-        c(M::DELETE, "/api/v1/datacenters/{name}", None, [401, 404, 403, 403, 403, 403, 403]),
-        c(M::GET, "/api/v1/teams/{team}/datacenters", None, [401, 200, 200, 200, 200, 200, 404]),
-        c(M::POST, "/api/v1/teams/{team}/datacenters", Some(json!({"datacenter": "local"})), [401, 204, 403, 403, 403, 403, 403]),
-        c(M::GET, "/api/v1/teams/{team}/apps", None, [401, 200, 200, 200, 200, 200, 404]),
-        c(M::POST, "/api/v1/teams/{team}/apps", Some(json!({"name": "{fresh}"})), [401, 201, 201, 201, 403, 403, 404]),
-        c(M::GET, "/api/v1/teams/{team}/apps/{app}", None, [401, 200, 200, 200, 200, 200, 404]),
+        c(
+            M::POST,
+            "/api/v1/datacenters",
+            Some(
+                json!({"name": "{fresh}", "url": "http://127.0.0.1:9", "token": "0123456789abcdef"}),
+            ),
+            [401, 422, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/datacenters/{name}",
+            None,
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/datacenters",
+            Some(json!({"datacenter": "local"})),
+            [401, 204, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/apps",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/apps",
+            Some(json!({"name": "{fresh}"})),
+            [401, 201, 201, 201, 403, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/apps/{app}",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
         // The app still holds a component: allowed callers get the conflict.
-        c(M::DELETE, "/api/v1/teams/{team}/apps/{app}", None, [401, 409, 409, 409, 403, 403, 404]),
-        c(M::POST, "/api/v1/teams/{team}/apps/{app}/components", Some(json!({"datacenter": "local", "spec": {"name": "{fresh}", "source": {"kind": "image", "image": "nginx:1"}}})), [401, 201, 201, 201, 201, 403, 404]),
-        c(M::GET, "/api/v1/teams/{team}/apps/{app}/components/{name}", None, [401, 200, 200, 200, 200, 200, 404]),
-        c(M::PUT, "/api/v1/teams/{team}/apps/{app}/components/{name}", Some(json!({"name": "web", "source": {"kind": "image", "image": "nginx:2"}})), [401, 200, 200, 200, 200, 403, 404]),
-        c(M::DELETE, "/api/v1/teams/{team}/apps/{app}/components/{name}", None, [401, 202, 202, 202, 202, 403, 404]),
-        c(M::POST, "/api/v1/teams/{team}/apps/{app}/components/{name}/actions", Some(json!({"action": "stop"})), [401, 202, 202, 202, 202, 403, 404]),
-        c(M::GET, "/api/v1/teams/{team}/events", None, [401, 200, 200, 200, 200, 200, 404]),
-        c(M::GET, "/api/v1/teams/{team}/events/{datacenter}/{id}", None, [401, 200, 200, 200, 200, 200, 404]),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}/apps/{app}",
+            None,
+            [401, 409, 409, 409, 403, 403, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/apps/{app}/components",
+            Some(
+                json!({"datacenter": "local", "spec": {"name": "{fresh}", "source": {"kind": "image", "image": "nginx:1"}}}),
+            ),
+            [401, 201, 201, 201, 201, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/apps/{app}/components/{name}",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::PUT,
+            "/api/v1/teams/{team}/apps/{app}/components/{name}",
+            Some(json!({"name": "web", "source": {"kind": "image", "image": "nginx:2"}})),
+            [401, 200, 200, 200, 200, 403, 404],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}/apps/{app}/components/{name}",
+            None,
+            [401, 202, 202, 202, 202, 403, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/apps/{app}/components/{name}/actions",
+            Some(json!({"action": "stop"})),
+            [401, 202, 202, 202, 202, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/events",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/events/{datacenter}/{id}",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
         // A plain GET is no WebSocket handshake: signed-in callers get past authentication to the upgrade check.
-        c(M::GET, "/api/v1/ws", None, [401, 400, 400, 400, 400, 400, 400]),
+        c(
+            M::GET,
+            "/api/v1/ws",
+            None,
+            [401, 400, 400, 400, 400, 400, 400],
+        ),
     ]
 }
 
@@ -79,11 +271,26 @@ fn owner_cases() -> Vec<Case> {
     use Method as M;
     vec![
         // Granting ownership needs an owner.
-        Case { method: M::POST, route: "/api/v1/teams/{team}/members", body: Some(json!({"username": "spare", "role": "owner"})), expect: [401, 201, 201, 403, 403, 403, 404] },
+        Case {
+            method: M::POST,
+            route: "/api/v1/teams/{team}/members",
+            body: Some(json!({"username": "spare", "role": "owner"})),
+            expect: [401, 201, 201, 403, 403, 403, 404],
+        },
         // Touching an owner needs an owner; the last owner cannot be removed.
-        Case { method: M::DELETE, route: "/api/v1/teams/{team}/members/owner", body: None, expect: [401, 409, 409, 403, 403, 403, 404] },
+        Case {
+            method: M::DELETE,
+            route: "/api/v1/teams/{team}/members/owner",
+            body: None,
+            expect: [401, 409, 409, 403, 403, 403, 404],
+        },
         // Team audit: team admins and up.
-        Case { method: M::GET, route: "/api/v1/audit?team={team}", body: None, expect: [401, 200, 200, 200, 403, 403, 404] },
+        Case {
+            method: M::GET,
+            route: "/api/v1/audit?team={team}",
+            body: None,
+            expect: [401, 200, 200, 200, 403, 403, 404],
+        },
     ]
 }
 
@@ -101,7 +308,14 @@ impl World {
         let c = TestConsole::start_with(b, |cfg| cfg.no_embedded_datacenter = false).await;
         let admin = c.admin().await;
         let mut ids = std::collections::HashMap::new();
-        for name in ["owner", "teamadmin", "developer", "viewer", "outsider", "spare"] {
+        for name in [
+            "owner",
+            "teamadmin",
+            "developer",
+            "viewer",
+            "outsider",
+            "spare",
+        ] {
             ids.insert(name, c.create_user(&admin, name).await);
         }
         let mut clients = vec![client(), admin];
@@ -109,9 +323,30 @@ impl World {
             clients.push(c.login(name, PASSWORD).await);
         }
         let spare = c.login("spare", PASSWORD).await;
-        let token: Value = spare.post(c.url("/api/v1/tokens")).json(&json!({"name": "not-yours"})).send().await.unwrap().json().await.unwrap();
-        let owner = Actor { user_id: ids["owner"], username: "owner".into(), is_admin: false, scope: Default::default(), token_id: None };
-        World { c, clients, owner, spare_id: ids["spare"], foreign_token: token["id"].as_i64().unwrap(), n: Default::default() }
+        let token: Value = spare
+            .post(c.url("/api/v1/tokens"))
+            .json(&json!({"name": "not-yours"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let owner = Actor {
+            user_id: ids["owner"],
+            username: "owner".into(),
+            is_admin: false,
+            scope: Default::default(),
+            token_id: None,
+        };
+        World {
+            c,
+            clients,
+            owner,
+            spare_id: ids["spare"],
+            foreign_token: token["id"].as_i64().unwrap(),
+            n: Default::default(),
+        }
     }
 
     /// A new team owned by `owner` with one member of each other role, an
@@ -121,15 +356,58 @@ impl World {
     async fn fresh_team(&self) -> (String, String) {
         let name = self.fresh("team");
         let console = &self.c.console;
-        console.create_team(&self.owner, NewTeam { name: name.clone(), display_name: None }).await.unwrap();
-        for (user, role) in [("teamadmin", Role::Admin), ("developer", Role::Developer), ("viewer", Role::Viewer)] {
-            console.add_member(&self.owner, &name, NewMember { username: user.into(), role }).await.unwrap();
+        console
+            .create_team(
+                &self.owner,
+                NewTeam {
+                    name: name.clone(),
+                    display_name: None,
+                },
+            )
+            .await
+            .unwrap();
+        for (user, role) in [
+            ("teamadmin", Role::Admin),
+            ("developer", Role::Developer),
+            ("viewer", Role::Viewer),
+        ] {
+            console
+                .add_member(
+                    &self.owner,
+                    &name,
+                    NewMember {
+                        username: user.into(),
+                        role,
+                    },
+                )
+                .await
+                .unwrap();
         }
-        console.create_app(&self.owner, &name, NewApp { name: "shop".into(), display_name: None }).await.unwrap();
-        let spec: datacenter::api::ComponentSpec =
-            serde_json::from_value(json!({"name": "web", "source": {"kind": "image", "image": "nginx:1"}})).unwrap();
+        console
+            .create_app(
+                &self.owner,
+                &name,
+                NewApp {
+                    name: "shop".into(),
+                    display_name: None,
+                },
+            )
+            .await
+            .unwrap();
+        let spec: datacenter::api::ComponentSpec = serde_json::from_value(
+            json!({"name": "web", "source": {"kind": "image", "image": "nginx:1"}}),
+        )
+        .unwrap();
         let created = console
-            .create_component(&self.owner, &name, "shop", NewComponent { datacenter: "local".into(), spec })
+            .create_component(
+                &self.owner,
+                &name,
+                "shop",
+                NewComponent {
+                    datacenter: "local".into(),
+                    spec,
+                },
+            )
             .await
             .unwrap();
         (name, created.event_id)
@@ -144,14 +422,25 @@ impl World {
         let mut failures = vec![];
         for (i, actor) in ACTORS.iter().enumerate() {
             // Logging out would end the session the next checks need.
-            let client = if case.route == "/api/v1/auth/logout" { client() } else { self.clients[i].clone() };
+            let client = if case.route == "/api/v1/auth/logout" {
+                client()
+            } else {
+                self.clients[i].clone()
+            };
             let (team, event) = self.fresh_team().await;
             let path = case
                 .route
                 .replace("{team}", &team)
                 .replace("{app}", "shop")
                 .replace("{datacenter}", "local")
-                .replace("{name}", if case.route.starts_with("/api/v1/datacenters") { "nope" } else { "web" })
+                .replace(
+                    "{name}",
+                    if case.route.starts_with("/api/v1/datacenters") {
+                        "nope"
+                    } else {
+                        "web"
+                    },
+                )
                 .replace("{username}", "viewer")
                 .replace(
                     "{id}",
@@ -163,14 +452,23 @@ impl World {
                         self.spare_id.to_string()
                     },
                 );
-            let body = case.body.as_ref().map(|b| serde_json::from_str::<Value>(&b.to_string().replace("{fresh}", &self.fresh("x"))).unwrap());
+            let body = case.body.as_ref().map(|b| {
+                serde_json::from_str::<Value>(&b.to_string().replace("{fresh}", &self.fresh("x")))
+                    .unwrap()
+            });
             let mut req = client.request(case.method.clone(), self.c.url(&path));
             if let Some(body) = body {
                 req = req.json(&body);
             }
             let got = req.send().await.unwrap().status();
             if got != StatusCode::from_u16(case.expect[i]).unwrap() {
-                failures.push(format!("{} {} as {actor}: expected {}, got {}", case.method, case.route, case.expect[i], got.as_u16()));
+                failures.push(format!(
+                    "{} {} as {actor}: expected {}, got {}",
+                    case.method,
+                    case.route,
+                    case.expect[i],
+                    got.as_u16()
+                ));
             }
         }
         failures
@@ -185,18 +483,40 @@ async fn every_route_and_role(b: Backend) {
     for case in cases().iter().chain(owner_cases().iter()) {
         failures.extend(world.check(case).await);
     }
-    assert!(failures.is_empty(), "role matrix mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "role matrix mismatches:\n{}",
+        failures.join("\n")
+    );
 
     // The table covers every route the API documents.
-    let doc: Value = client().get(world.c.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = client()
+        .get(world.c.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let documented: BTreeSet<String> = doc["paths"]
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| format!("{} {path}", m.to_uppercase())))
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
         .collect();
-    let tested: BTreeSet<String> = cases().iter().map(|c| format!("{} {}", c.method, c.route)).collect();
+    let tested: BTreeSet<String> = cases()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.route))
+        .collect();
     let untested: Vec<_> = documented.difference(&tested).collect();
-    assert!(untested.is_empty(), "routes missing from the role matrix: {untested:?}");
+    assert!(
+        untested.is_empty(),
+        "routes missing from the role matrix: {untested:?}"
+    );
     assert!(documented.len() >= 20, "{documented:?}");
 }

@@ -1,5 +1,5 @@
 use crate::api::{get_app_detail, team_events, CreateComponent, OperateComponent};
-use crate::components::{action_result, use_refresh, format_time, EmptyState, ErrorBox, Loading};
+use crate::components::{action_result, format_time, use_refresh, EmptyState, ErrorBox, Loading};
 use crate::model::{AppDetail, PlacedComponent, PlacedEvent};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -15,11 +15,27 @@ pub fn AppPage() -> impl IntoView {
     // Refresh every few seconds so states change on screen as they happen.
     let tick = use_refresh(3);
     let detail = Resource::new(
-        move || (team(), app(), create.version().get(), act.version().get(), tick.get()),
+        move || {
+            (
+                team(),
+                app(),
+                create.version().get(),
+                act.version().get(),
+                tick.get(),
+            )
+        },
         |(team, app, ..)| get_app_detail(team, app),
     );
     let events = Resource::new(
-        move || (team(), app(), create.version().get(), act.version().get(), tick.get()),
+        move || {
+            (
+                team(),
+                app(),
+                create.version().get(),
+                act.version().get(),
+                tick.get(),
+            )
+        },
         |(team, app, ..)| team_events(team, Some(app)),
     );
     view! {
@@ -48,7 +64,11 @@ pub fn AppPage() -> impl IntoView {
 }
 
 #[component]
-fn AppView(d: AppDetail, create: ServerAction<CreateComponent>, act: ServerAction<OperateComponent>) -> impl IntoView {
+fn AppView(
+    d: AppDetail,
+    create: ServerAction<CreateComponent>,
+    act: ServerAction<OperateComponent>,
+) -> impl IntoView {
     let team = d.app.team.clone();
     let app = d.app.name.clone();
     let can_change = d.can_change;
@@ -108,13 +128,24 @@ fn AppView(d: AppDetail, create: ServerAction<CreateComponent>, act: ServerActio
 }
 
 #[component]
-fn ComponentRow(p: PlacedComponent, team: String, app: String, can_change: bool, act: ServerAction<OperateComponent>) -> impl IntoView {
+fn ComponentRow(
+    p: PlacedComponent,
+    team: String,
+    app: String,
+    can_change: bool,
+    act: ServerAction<OperateComponent>,
+) -> impl IntoView {
     let c = p.component;
     let source = match &c.source {
         datacenter::api::Source::Git { url, .. } => url.clone(),
         datacenter::api::Source::Image { image } => image.clone(),
         datacenter::api::Source::Dockerfile { url, .. } => format!("Dockerfile from {url}"),
-        datacenter::api::Source::Upload => c.build.run_command.clone().map(|r| format!("$ {r}")).unwrap_or_else(|| "upload".into()),
+        datacenter::api::Source::Upload => c
+            .build
+            .run_command
+            .clone()
+            .map(|r| format!("$ {r}"))
+            .unwrap_or_else(|| "upload".into()),
     };
     let name = c.name.clone();
     view! {

@@ -10,8 +10,16 @@ pub fn AuditPage() -> impl IntoView {
     let me = expect_context::<MeResource>();
     let query = use_query_map();
     let team = move || query.read().get("team").filter(|t| !t.is_empty());
-    let before = move || query.read().get("before").and_then(|b| b.parse::<i64>().ok());
-    let entries = Resource::new(move || (team(), before()), |(team, before)| audit(team, before));
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<i64>().ok())
+    };
+    let entries = Resource::new(
+        move || (team(), before()),
+        |(team, before)| audit(team, before),
+    );
     view! {
         <Title text="Audit log · Cloudport"/>
         <h1>"Audit log"</h1>

@@ -17,11 +17,28 @@ pub fn ComponentPage() -> impl IntoView {
     // The overview follows the component's state; the forms load once per
     // save, so a refresh never wipes what someone is typing.
     let live = Resource::new(
-        move || (p("team"), p("app"), p("name"), update.version().get(), scale.version().get(), tick.get()),
+        move || {
+            (
+                p("team"),
+                p("app"),
+                p("name"),
+                update.version().get(),
+                scale.version().get(),
+                tick.get(),
+            )
+        },
         |(t, a, n, ..)| get_component(t, a, n),
     );
     let editable = Resource::new(
-        move || (p("team"), p("app"), p("name"), update.version().get(), scale.version().get()),
+        move || {
+            (
+                p("team"),
+                p("app"),
+                p("name"),
+                update.version().get(),
+                scale.version().get(),
+            )
+        },
         |(t, a, n, ..)| component_settings(t, a, n),
     );
     view! {
@@ -88,7 +105,14 @@ fn Overview(pc: PlacedComponent) -> impl IntoView {
 }
 
 #[component]
-fn Edit(settings: String, team: String, app: String, name: String, update: ServerAction<UpdateComponent>, scale: ServerAction<ScaleComponent>) -> impl IntoView {
+fn Edit(
+    settings: String,
+    team: String,
+    app: String,
+    name: String,
+    update: ServerAction<UpdateComponent>,
+    scale: ServerAction<ScaleComponent>,
+) -> impl IntoView {
     let (t2, a2, n2) = (team.clone(), app.clone(), name.clone());
     view! {
         <section class="card form-card">

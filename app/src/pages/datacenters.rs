@@ -1,5 +1,5 @@
 use crate::api::{list_datacenters, AddDatacenter, RemoveDatacenter};
-use crate::components::{action_result, use_refresh, format_time, EmptyState, ErrorBox, Loading};
+use crate::components::{action_result, format_time, use_refresh, EmptyState, ErrorBox, Loading};
 use crate::model::Datacenter;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,7 +10,10 @@ pub fn DatacentersPage() -> impl IntoView {
     let remove = ServerAction::<RemoveDatacenter>::new();
     // Refresh every few seconds so states change on screen as they happen.
     let tick = use_refresh(3);
-    let dcs = Resource::new(move || (add.version().get(), remove.version().get(), tick.get()), |_| list_datacenters());
+    let dcs = Resource::new(
+        move || (add.version().get(), remove.version().get(), tick.get()),
+        |_| list_datacenters(),
+    );
     view! {
         <Title text="Datacenters · Cloudport"/>
         <h1>"Datacenters"</h1>

@@ -9,7 +9,10 @@ use leptos_router::hooks::use_params_map;
 pub fn EventPage() -> impl IntoView {
     let params = use_params_map();
     let p = move |k: &str| params.read().get(k).unwrap_or_default();
-    let event = Resource::new(move || (p("team"), p("datacenter"), p("id")), |(t, d, i)| team_event(t, d, i));
+    let event = Resource::new(
+        move || (p("team"), p("datacenter"), p("id")),
+        |(t, d, i)| team_event(t, d, i),
+    );
     view! {
         <Title text="Event · Cloudport"/>
         <Suspense fallback=Loading>
@@ -39,7 +42,13 @@ pub fn EventPage() -> impl IntoView {
 /// An event's log: the stored lines at once, then live lines over the
 /// console's WebSocket until the event closes.
 #[component]
-fn LiveLog(team: String, dc: String, event: String, initial: Vec<LogLine>, status: String) -> impl IntoView {
+fn LiveLog(
+    team: String,
+    dc: String,
+    event: String,
+    initial: Vec<LogLine>,
+    status: String,
+) -> impl IntoView {
     let lines = RwSignal::new(initial);
     let status = RwSignal::new(status);
     let skipped = RwSignal::new(0u64);
@@ -90,39 +99,50 @@ mod live {
         if matches!(status.get_untracked().as_str(), "succeeded" | "failed") {
             return;
         }
-        let Some(window) = web_sys::window() else { return };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
         let loc = window.location();
-        let proto = if loc.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+        let proto = if loc.protocol().ok().as_deref() == Some("https:") {
+            "wss"
+        } else {
+            "ws"
+        };
         let url = format!("{proto}://{}/api/v1/ws", loc.host().unwrap_or_default());
         let Ok(ws) = web_sys::WebSocket::new(&url) else {
             problem.set(Some("live updates unavailable".into()));
             return;
         };
-        let sub = serde_json::json!({"op": "subscribe", "team": team, "datacenter": dc, "event": event}).to_string();
+        let sub =
+            serde_json::json!({"op": "subscribe", "team": team, "datacenter": dc, "event": event})
+                .to_string();
         let opened = ws.clone();
         let onopen = Closure::<dyn FnMut()>::new(move || {
             let _ = opened.send_with_str(&sub);
         });
         ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
         onopen.forget();
-        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-            let Some(text) = e.data().as_string() else { return };
-            match serde_json::from_str::<StreamMessage>(&text) {
-                Ok(StreamMessage::Line { line, .. }) => lines.update(|v| {
-                    if v.last().is_none_or(|l| line.seq > l.seq) {
-                        v.push(line);
-                        if v.len() > MAX_LINES {
-                            let extra = v.len() - MAX_LINES;
-                            v.drain(..extra);
+        let onmessage =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                let Some(text) = e.data().as_string() else {
+                    return;
+                };
+                match serde_json::from_str::<StreamMessage>(&text) {
+                    Ok(StreamMessage::Line { line, .. }) => lines.update(|v| {
+                        if v.last().is_none_or(|l| line.seq > l.seq) {
+                            v.push(line);
+                            if v.len() > MAX_LINES {
+                                let extra = v.len() - MAX_LINES;
+                                v.drain(..extra);
+                            }
                         }
-                    }
-                }),
-                Ok(StreamMessage::Skipped { count, .. }) => skipped.update(|s| *s += count),
-                Ok(StreamMessage::Closed { status: s, .. }) => status.set(s),
-                Ok(StreamMessage::Error { message, .. }) => problem.set(Some(message)),
-                Err(_) => {}
-            }
-        });
+                    }),
+                    Ok(StreamMessage::Skipped { count, .. }) => skipped.update(|s| *s += count),
+                    Ok(StreamMessage::Closed { status: s, .. }) => status.set(s),
+                    Ok(StreamMessage::Error { message, .. }) => problem.set(Some(message)),
+                    Err(_) => {}
+                }
+            });
         ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
         onmessage.forget();
         on_cleanup(move || {

@@ -19,7 +19,13 @@ pub fn LoginPage() -> impl IntoView {
         })
     };
     let signed_out = move || query.read().get("signed_out").is_some();
-    let next = move || query.read().get("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/".into());
+    let next = move || {
+        query
+            .read()
+            .get("next")
+            .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+            .unwrap_or_else(|| "/".into())
+    };
     view! {
         <Title text="Sign in · Cloudport"/>
         <main class="login">

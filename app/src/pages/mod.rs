@@ -1,10 +1,10 @@
 mod account;
 mod app_page;
+mod audit;
 mod component;
+mod dashboard;
 mod datacenters;
 mod event;
-mod audit;
-mod dashboard;
 mod login;
 mod team;
 mod teams;
@@ -13,11 +13,11 @@ mod users;
 
 pub use account::AccountPage;
 pub use app_page::AppPage;
+pub use audit::AuditPage;
 pub use component::ComponentPage;
+pub use dashboard::DashboardPage;
 pub use datacenters::DatacentersPage;
 pub use event::EventPage;
-pub use audit::AuditPage;
-pub use dashboard::DashboardPage;
 pub use login::LoginPage;
 pub use team::TeamPage;
 pub use teams::TeamsPage;

@@ -1,4 +1,7 @@
-use crate::api::{get_team_detail, list_apps, team_datacenters, AddMember, ChangeMemberRole, CreateApp, DeleteTeam, OpenDatacenter, RemoveMember};
+use crate::api::{
+    get_team_detail, list_apps, team_datacenters, AddMember, ChangeMemberRole, CreateApp,
+    DeleteTeam, OpenDatacenter, RemoveMember,
+};
 use crate::app::MeResource;
 use crate::components::EmptyState;
 use crate::components::{action_result, format_time, ErrorBox, Loading};
@@ -16,7 +19,14 @@ pub fn TeamPage() -> impl IntoView {
     let remove = ServerAction::<RemoveMember>::new();
     let delete = ServerAction::<DeleteTeam>::new();
     let detail = Resource::new(
-        move || (team_name(), add.version().get(), change.version().get(), remove.version().get()),
+        move || {
+            (
+                team_name(),
+                add.version().get(),
+                change.version().get(),
+                remove.version().get(),
+            )
+        },
         |(team, ..)| get_team_detail(team),
     );
     view! {
@@ -44,7 +54,10 @@ pub fn TeamPage() -> impl IntoView {
 fn TeamApps(team: String, can_create: bool) -> impl IntoView {
     let create = ServerAction::<CreateApp>::new();
     let t = team.clone();
-    let apps = Resource::new(move || create.version().get(), move |_| list_apps(t.clone()));
+    let apps = Resource::new(
+        move || create.version().get(),
+        move |_| list_apps(t.clone()),
+    );
     let listed = team.clone();
     view! {
         <h2>"Apps"</h2>
@@ -91,7 +104,10 @@ fn TeamDatacenters(team: String) -> impl IntoView {
     let me = expect_context::<MeResource>();
     let open = ServerAction::<OpenDatacenter>::new();
     let t = team.clone();
-    let dcs = Resource::new(move || open.version().get(), move |_| team_datacenters(t.clone()));
+    let dcs = Resource::new(
+        move || open.version().get(),
+        move |_| team_datacenters(t.clone()),
+    );
     let team = team.clone();
     view! {
         <h2>"Datacenters"</h2>
@@ -144,7 +160,11 @@ fn TeamView(
 ) -> impl IntoView {
     let team = d.team.name.clone();
     let manage = d.can_manage_members;
-    let my_role = d.team.my_role.map(|r| r.as_str()).unwrap_or("platform admin");
+    let my_role = d
+        .team
+        .my_role
+        .map(|r| r.as_str())
+        .unwrap_or("platform admin");
     view! {
         <h1>{d.team.display_name.clone()} " " <span class="muted small">"(" {team.clone()} ")"</span></h1>
         <p class="muted">"Your role here: " <strong>{my_role}</strong></p>

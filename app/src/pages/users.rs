@@ -7,7 +7,10 @@ use leptos_meta::Title;
 pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let toggle = ServerAction::<SetUserDisabled>::new();
-    let users = Resource::new(move || (create.version().get(), toggle.version().get()), |_| list_users());
+    let users = Resource::new(
+        move || (create.version().get(), toggle.version().get()),
+        |_| list_users(),
+    );
     view! {
         <Title text="Users · Cloudport"/>
         <h1>"Users"</h1>

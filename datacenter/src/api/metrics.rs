@@ -48,18 +48,41 @@ impl Metrics {
         let stream_lines = Counter::default();
         let stream_skipped = Counter::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
-        registry.register("stream_lines", "Log lines sent to stream subscribers", stream_lines.clone());
-        registry.register("stream_skipped_lines", "Log lines dropped for slow subscribers", stream_skipped.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            latency.clone(),
+        );
+        registry.register(
+            "stream_lines",
+            "Log lines sent to stream subscribers",
+            stream_lines.clone(),
+        );
+        registry.register(
+            "stream_skipped_lines",
+            "Log lines dropped for slow subscribers",
+            stream_skipped.clone(),
+        );
         let build = Family::<BuildLabels, prometheus_client::metrics::gauge::Gauge>::default();
-        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
         registry.register("build_info", "Cloudport version", build);
-        Metrics { registry, requests, latency, stream_lines, stream_skipped }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            stream_lines,
+            stream_skipped,
+        }
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
         out
     }
 }

@@ -54,7 +54,10 @@ impl utoipa::Modify for BearerAuth {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         doc.components
             .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
     }
 }
 
@@ -73,7 +76,10 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         .split_for_parts();
     let doc = Arc::new(doc);
     // Health and metrics stay open for probes and scrapers; the rest needs the token.
-    let protected = protected.route_layer(axum::middleware::from_fn_with_state(dc.clone(), require_token));
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        dc.clone(),
+        require_token,
+    ));
     Router::new()
         .merge(protected)
         .route("/v1/openapi.json", axum::routing::get(move || async move { Json(doc.as_ref().clone()) }))
@@ -106,24 +112,45 @@ async fn require_token(State(dc): Dc, req: Request, next: Next) -> Response {
 async fn track(State(dc): Dc, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let resp = next.run(req).await;
     let m = &dc.metrics;
-    m.requests.get_or_create(&metrics::RequestLabels { method, route: route.clone(), status: resp.status().as_u16() }).inc();
-    m.latency.get_or_create(&metrics::RouteLabels { route }).observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&metrics::RequestLabels {
+            method,
+            route: route.clone(),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    m.latency
+        .get_or_create(&metrics::RouteLabels { route })
+        .observe(start.elapsed().as_secs_f64());
     resp
 }
 
 /// Ready when the store answers.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = String), (status = 503, body = ApiError)))]
 async fn healthz(State(dc): Dc) -> Result<&'static str> {
-    dc.components.count().await.map_err(|e| Error::Unavailable(e.to_string()))?;
+    dc.components
+        .count()
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
     Ok("ok")
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
 async fn metrics(State(dc): Dc) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], dc.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        dc.metrics.render(),
+    )
 }
 
 #[utoipa::path(get, path = "/v1/info", responses((status = 200, body = DatacenterInfo), (status = 401, body = ApiError)))]
@@ -139,7 +166,11 @@ struct AppFilter {
 
 #[utoipa::path(get, path = "/v1/teams/{team}/components", params(("team" = String, Path), AppFilter),
     responses((status = 200, body = Vec<Component>), (status = 401, body = ApiError)))]
-async fn list_components(State(dc): Dc, Path(team): Path<String>, Query(f): Query<AppFilter>) -> Result<Json<Vec<Component>>> {
+async fn list_components(
+    State(dc): Dc,
+    Path(team): Path<String>,
+    Query(f): Query<AppFilter>,
+) -> Result<Json<Vec<Component>>> {
     Ok(Json(dc.components.list(&team, f.app.as_deref()).await?))
 }
 
@@ -160,13 +191,19 @@ async fn create_component(
     Body(spec): Body<ComponentSpec>,
 ) -> Result<(StatusCode, Json<ComponentCreated>)> {
     let actor = a.actor.unwrap_or_else(|| "api".into());
-    Ok((StatusCode::CREATED, Json(dc.create_component(&team, &app, spec, &actor).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(dc.create_component(&team, &app, spec, &actor).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/teams/{team}/apps/{app}/components/{name}",
     params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = Component), (status = 404, body = ApiError)))]
-async fn get_component(State(dc): Dc, Path((team, app, name)): Path<(String, String, String)>) -> Result<Json<Component>> {
+async fn get_component(
+    State(dc): Dc,
+    Path((team, app, name)): Path<(String, String, String)>,
+) -> Result<Json<Component>> {
     Ok(Json(dc.components.get(&Key { team, app, name }).await?))
 }
 
@@ -180,7 +217,10 @@ async fn update_component(
     Body(spec): Body<ComponentSpec>,
 ) -> Result<Json<ComponentCreated>> {
     let actor = a.actor.unwrap_or_else(|| "api".into());
-    Ok(Json(dc.update_component(&Key { team, app, name }, spec, &actor).await?))
+    Ok(Json(
+        dc.update_component(&Key { team, app, name }, spec, &actor)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/teams/{team}/apps/{app}/components/{name}",
@@ -193,21 +233,48 @@ async fn delete_component(
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let key = Key { team, app, name };
     dc.components.get(&key).await?;
-    let event = dc.submit(&key, ActionKind::Delete, &a.actor.unwrap_or_else(|| "api".into()), None).await?;
+    let event = dc
+        .submit(
+            &key,
+            ActionKind::Delete,
+            &a.actor.unwrap_or_else(|| "api".into()),
+            None,
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { event_id: event.id })))
 }
 
 #[utoipa::path(post, path = "/v1/teams/{team}/apps/{app}/components/{name}/actions",
     params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)), request_body = ActionRequest,
     responses((status = 202, body = Accepted, description = "Queued; follow the event"), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
-async fn act(State(dc): Dc, Path((team, app, name)): Path<(String, String, String)>, Body(req): Body<ActionRequest>) -> Result<(StatusCode, Json<Accepted>)> {
-    Ok((StatusCode::ACCEPTED, Json(dc.act(&Key { team, app, name }, req).await?)))
+async fn act(
+    State(dc): Dc,
+    Path((team, app, name)): Path<(String, String, String)>,
+    Body(req): Body<ActionRequest>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(dc.act(&Key { team, app, name }, req).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/teams/{team}/events", params(("team" = String, Path), EventQuery),
     responses((status = 200, body = Vec<Event>)))]
-async fn list_events(State(dc): Dc, Path(team): Path<String>, Query(q): Query<EventQuery>) -> Result<Json<Vec<Event>>> {
-    Ok(Json(dc.events.list(&team, q.app.as_deref(), q.component.as_deref(), q.limit.unwrap_or(50)).await?))
+async fn list_events(
+    State(dc): Dc,
+    Path(team): Path<String>,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<Vec<Event>>> {
+    Ok(Json(
+        dc.events
+            .list(
+                &team,
+                q.app.as_deref(),
+                q.component.as_deref(),
+                q.limit.unwrap_or(50),
+            )
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path)),

@@ -26,7 +26,8 @@ const MAX_SUBSCRIPTIONS: usize = 64;
 /// receive `{"type":"line"|"skipped"|"closed"|"error", ...}`.
 #[utoipa::path(get, path = "/v1/stream", responses((status = 101, description = "WebSocket upgrade; see StreamRequest and StreamMessage")))]
 pub async fn stream(State(dc): State<Arc<Datacenter>>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| serve(dc, socket))
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve(dc, socket))
 }
 
 async fn serve(dc: Arc<Datacenter>, socket: WebSocket) {
@@ -54,7 +55,12 @@ async fn serve(dc: Arc<Datacenter>, socket: WebSocket) {
                     continue;
                 }
                 if subs.len() >= MAX_SUBSCRIPTIONS {
-                    let _ = tx.send(StreamMessage::Error { channel, message: format!("at most {MAX_SUBSCRIPTIONS} subscriptions") }).await;
+                    let _ = tx
+                        .send(StreamMessage::Error {
+                            channel,
+                            message: format!("at most {MAX_SUBSCRIPTIONS} subscriptions"),
+                        })
+                        .await;
                     continue;
                 }
                 let task = tokio::spawn(follow(dc.clone(), channel.clone(), tx.clone()));
@@ -66,7 +72,12 @@ async fn serve(dc: Arc<Datacenter>, socket: WebSocket) {
                 }
             }
             Err(e) => {
-                let _ = tx.send(StreamMessage::Error { channel: String::new(), message: format!("bad request: {e}") }).await;
+                let _ = tx
+                    .send(StreamMessage::Error {
+                        channel: String::new(),
+                        message: format!("bad request: {e}"),
+                    })
+                    .await;
             }
         }
         subs.retain(|_, t| !t.is_finished());
@@ -80,7 +91,12 @@ async fn serve(dc: Arc<Datacenter>, socket: WebSocket) {
 /// History, then live lines, of one channel, until it closes.
 pub async fn follow(dc: Arc<Datacenter>, channel: String, tx: mpsc::Sender<StreamMessage>) {
     let Some(event_id) = channel.strip_prefix("event:").map(str::to_string) else {
-        let _ = tx.send(StreamMessage::Error { channel, message: "unknown channel (use event:<id>)".into() }).await;
+        let _ = tx
+            .send(StreamMessage::Error {
+                channel,
+                message: "unknown channel (use event:<id>)".into(),
+            })
+            .await;
         return;
     };
     // Subscribe before reading history, so nothing falls between the two.
@@ -88,7 +104,12 @@ pub async fn follow(dc: Arc<Datacenter>, channel: String, tx: mpsc::Sender<Strea
     let history = match dc.events.lines(&event_id, 0).await {
         Ok(h) => h,
         Err(e) => {
-            let _ = tx.send(StreamMessage::Error { channel, message: e.to_string() }).await;
+            let _ = tx
+                .send(StreamMessage::Error {
+                    channel,
+                    message: e.to_string(),
+                })
+                .await;
             return;
         }
     };
@@ -96,19 +117,36 @@ pub async fn follow(dc: Arc<Datacenter>, channel: String, tx: mpsc::Sender<Strea
     for line in history {
         last = line.seq;
         dc.metrics.stream_lines.inc();
-        if tx.send(StreamMessage::Line { channel: channel.clone(), line }).await.is_err() {
+        if tx
+            .send(StreamMessage::Line {
+                channel: channel.clone(),
+                line,
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }
     // Closed before we subscribed: the store already says so.
     match dc.events.get(&event_id).await {
         Ok(ev) if ev.status.is_final() => {
-            let _ = tx.send(StreamMessage::Closed { channel, status: ev.status.as_str().into() }).await;
+            let _ = tx
+                .send(StreamMessage::Closed {
+                    channel,
+                    status: ev.status.as_str().into(),
+                })
+                .await;
             return;
         }
         Ok(_) => {}
         Err(e) => {
-            let _ = tx.send(StreamMessage::Error { channel, message: e.to_string() }).await;
+            let _ = tx
+                .send(StreamMessage::Error {
+                    channel,
+                    message: e.to_string(),
+                })
+                .await;
             return;
         }
     }
@@ -118,16 +156,33 @@ pub async fn follow(dc: Arc<Datacenter>, channel: String, tx: mpsc::Sender<Strea
             Ok(HubMessage::Line(line)) => {
                 last = line.seq;
                 dc.metrics.stream_lines.inc();
-                StreamMessage::Line { channel: channel.clone(), line: (*line).clone() }
+                StreamMessage::Line {
+                    channel: channel.clone(),
+                    line: (*line).clone(),
+                }
             }
-            Ok(HubMessage::Closed(status)) => StreamMessage::Closed { channel: channel.clone(), status },
+            Ok(HubMessage::Closed(status)) => StreamMessage::Closed {
+                channel: channel.clone(),
+                status,
+            },
             Err(broadcast::error::RecvError::Lagged(count)) => {
                 dc.metrics.stream_skipped.inc_by(count);
-                StreamMessage::Skipped { channel: channel.clone(), count }
+                StreamMessage::Skipped {
+                    channel: channel.clone(),
+                    count,
+                }
             }
             Err(broadcast::error::RecvError::Closed) => {
-                let status = dc.events.get(&event_id).await.map(|e| e.status.as_str().to_string()).unwrap_or_else(|_| "unknown".into());
-                StreamMessage::Closed { channel: channel.clone(), status }
+                let status = dc
+                    .events
+                    .get(&event_id)
+                    .await
+                    .map(|e| e.status.as_str().to_string())
+                    .unwrap_or_else(|_| "unknown".into());
+                StreamMessage::Closed {
+                    channel: channel.clone(),
+                    status,
+                }
             }
         };
         let done = matches!(msg, StreamMessage::Closed { .. });

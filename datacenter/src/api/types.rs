@@ -33,10 +33,20 @@ pub struct Capacity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
-    Git { url: String, #[serde(default = "default_ref")] reference: String },
+    Git {
+        url: String,
+        #[serde(default = "default_ref")]
+        reference: String,
+    },
     Upload,
-    Image { image: String },
-    Dockerfile { url: String, #[serde(default = "default_ref")] reference: String },
+    Image {
+        image: String,
+    },
+    Dockerfile {
+        url: String,
+        #[serde(default = "default_ref")]
+        reference: String,
+    },
 }
 
 fn default_ref() -> String {
@@ -107,7 +117,10 @@ pub struct Resources {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { cpu_millicores: 500, memory_mb: 256 }
+        Resources {
+            cpu_millicores: 500,
+            memory_mb: 256,
+        }
     }
 }
 
@@ -188,9 +201,19 @@ impl ComponentStatus {
 
     pub fn parse(s: &str) -> Option<Self> {
         use ComponentStatus::*;
-        [Undeployed, Building, BuildFailed, Starting, Running, Abnormal, Stopping, Stopped, Upgrading]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            Undeployed,
+            Building,
+            BuildFailed,
+            Starting,
+            Running,
+            Abnormal,
+            Stopping,
+            Stopped,
+            Upgrading,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
@@ -289,9 +312,14 @@ impl EventStatus {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [EventStatus::Queued, EventStatus::Running, EventStatus::Succeeded, EventStatus::Failed]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            EventStatus::Queued,
+            EventStatus::Running,
+            EventStatus::Succeeded,
+            EventStatus::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
     pub fn is_final(self) -> bool {
         matches!(self, EventStatus::Succeeded | EventStatus::Failed)
@@ -357,8 +385,12 @@ pub struct Accepted {
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum StreamRequest {
     /// Channels: `event:<id>`.
-    Subscribe { channel: String },
-    Unsubscribe { channel: String },
+    Subscribe {
+        channel: String,
+    },
+    Unsubscribe {
+        channel: String,
+    },
 }
 
 /// Messages the datacenter sends on `/v1/stream`.
@@ -366,12 +398,24 @@ pub enum StreamRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StreamMessage {
-    Line { channel: String, line: LogLine },
+    Line {
+        channel: String,
+        line: LogLine,
+    },
     /// The client was too slow; this many lines were dropped for it.
-    Skipped { channel: String, count: u64 },
+    Skipped {
+        channel: String,
+        count: u64,
+    },
     /// The channel ended (an event reached its final status).
-    Closed { channel: String, status: String },
-    Error { channel: String, message: String },
+    Closed {
+        channel: String,
+        status: String,
+    },
+    Error {
+        channel: String,
+        message: String,
+    },
 }
 
 /// JSON error body of every failed request.

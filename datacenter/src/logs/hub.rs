@@ -24,7 +24,10 @@ pub struct Hub {
 impl Hub {
     pub fn subscribe(&self, channel: &str) -> broadcast::Receiver<HubMessage> {
         let mut channels = self.channels.lock().unwrap();
-        channels.entry(channel.to_string()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe()
+        channels
+            .entry(channel.to_string())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe()
     }
 
     /// Publishing to a channel nobody listens to costs a map lookup.
@@ -43,7 +46,10 @@ impl Hub {
 
     /// Drops channels whose subscribers have all gone.
     pub fn sweep(&self) {
-        self.channels.lock().unwrap().retain(|_, tx| tx.receiver_count() > 0);
+        self.channels
+            .lock()
+            .unwrap()
+            .retain(|_, tx| tx.receiver_count() > 0);
     }
 
     pub fn channel_count(&self) -> usize {
@@ -57,7 +63,13 @@ mod tests {
     use crate::api::Level;
 
     fn line(seq: i64) -> HubMessage {
-        HubMessage::Line(Arc::new(LogLine { seq, time: 0, level: Level::Info, step: "s".into(), message: "m".into() }))
+        HubMessage::Line(Arc::new(LogLine {
+            seq,
+            time: 0,
+            level: Level::Info,
+            step: "s".into(),
+            message: "m".into(),
+        }))
     }
 
     #[tokio::test]

@@ -29,9 +29,18 @@ pub struct EventLog {
 
 impl EventLog {
     /// Continues after the lines already stored (a redelivered task appends).
-    pub async fn open(event_id: &str, store: EventStore, hub: Arc<Hub>) -> crate::error::Result<EventLog> {
+    pub async fn open(
+        event_id: &str,
+        store: EventStore,
+        hub: Arc<Hub>,
+    ) -> crate::error::Result<EventLog> {
         let last = store.last_seq(event_id).await?;
-        Ok(EventLog { event_id: event_id.into(), store, hub, seq: Arc::new(AtomicI64::new(last)) })
+        Ok(EventLog {
+            event_id: event_id.into(),
+            store,
+            hub,
+            seq: Arc::new(AtomicI64::new(last)),
+        })
     }
 
     pub async fn info(&self, step: &str, message: impl Into<String>) {
@@ -63,19 +72,35 @@ impl EventLog {
         if seq == MAX_LINES_PER_EVENT {
             message = "log limit reached; further lines of this event are dropped".into();
         }
-        let line = LogLine { seq, time: now_ms(), level, step: step.into(), message };
+        let line = LogLine {
+            seq,
+            time: now_ms(),
+            level,
+            step: step.into(),
+            message,
+        };
         if let Err(e) = self.store.append(&self.event_id, &line).await {
             tracing::warn!(error = %e, event = %self.event_id, "could not store a log line");
         }
-        self.hub.publish(&event_channel(&self.event_id), HubMessage::Line(Arc::new(line)));
+        self.hub.publish(
+            &event_channel(&self.event_id),
+            HubMessage::Line(Arc::new(line)),
+        );
     }
 
     /// Closes the event: final status stored first, then subscribers told.
     pub async fn close(&self, status: EventStatus, message: &str) -> crate::error::Result<()> {
-        let level = if status == EventStatus::Failed { Level::Error } else { Level::Info };
+        let level = if status == EventStatus::Failed {
+            Level::Error
+        } else {
+            Level::Info
+        };
         self.line(level, "done", message).await;
-        self.store.set_status(&self.event_id, status, Some(message)).await?;
-        self.hub.close(&event_channel(&self.event_id), status.as_str());
+        self.store
+            .set_status(&self.event_id, status, Some(message))
+            .await?;
+        self.hub
+            .close(&event_channel(&self.event_id), status.as_str());
         Ok(())
     }
 }

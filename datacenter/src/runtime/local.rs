@@ -40,7 +40,10 @@ pub struct LocalRuntime {
 
 impl LocalRuntime {
     pub fn new(work_dir: PathBuf) -> Self {
-        LocalRuntime { work_dir, deployed: Mutex::default() }
+        LocalRuntime {
+            work_dir,
+            deployed: Mutex::default(),
+        }
     }
 
     fn key(c: &Component) -> String {
@@ -64,14 +67,32 @@ fn free_port() -> Result<u16, RuntimeError> {
         .map_err(|e| RuntimeError::Failed(format!("no free port: {e}")))
 }
 
-fn spawn_child(cmd: &str, dir: &PathBuf, env: &[(String, String)], port: u16) -> std::io::Result<Child> {
+fn spawn_child(
+    cmd: &str,
+    dir: &PathBuf,
+    env: &[(String, String)],
+    port: u16,
+) -> std::io::Result<Child> {
     // A simple command replaces the shell, so the replica is the process we
     // supervise and signal (and the one the parent-death signal reaches).
     let simple = !cmd.contains([';', '&', '|', '\n', '(', ')', '`', '<', '>']);
-    let line = if simple { format!("exec {cmd}") } else { cmd.to_string() };
+    let line = if simple {
+        format!("exec {cmd}")
+    } else {
+        cmd.to_string()
+    };
     let mut c = Command::new("sh");
-    c.arg("-c").arg(line).current_dir(dir).env_clear().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    c.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+    c.arg("-c")
+        .arg(line)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.env(
+        "PATH",
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    );
     c.env("HOME", dir);
     for (k, v) in env {
         c.env(k, v);
@@ -118,7 +139,14 @@ unsafe fn libc_kill(pid: i32, sig: i32) {
 }
 
 /// Keeps one replica running until told to stop.
-async fn supervise(cmd: String, dir: PathBuf, env: Vec<(String, String)>, port: u16, mut stop: watch::Receiver<bool>, alive: Arc<std::sync::atomic::AtomicBool>) {
+async fn supervise(
+    cmd: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    port: u16,
+    mut stop: watch::Receiver<bool>,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+) {
     use std::sync::atomic::Ordering;
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -152,7 +180,9 @@ async fn probe(health: &Option<HealthProbe>, ports: &[u16]) -> bool {
     for &port in ports {
         let ok = match health {
             None => true,
-            Some(HealthProbe::Tcp { .. }) => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+            Some(HealthProbe::Tcp { .. }) => tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok(),
             Some(HealthProbe::Http { path, .. }) => http_ok(port, path).await,
         };
         if !ok {
@@ -165,14 +195,28 @@ async fn probe(health: &Option<HealthProbe>, ports: &[u16]) -> bool {
 async fn http_ok(port: u16, path: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = [0u8; 16];
         s.read_exact(&mut buf[..12]).await.ok()?;
         let head = String::from_utf8_lossy(&buf[..12]).to_string();
-        Some(head.starts_with("HTTP/1.") && head.as_bytes().get(9).is_some_and(|&c| c == b'2' || c == b'3'))
+        Some(
+            head.starts_with("HTTP/1.")
+                && head
+                    .as_bytes()
+                    .get(9)
+                    .is_some_and(|&c| c == b'2' || c == b'3'),
+        )
     };
-    tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 #[async_trait::async_trait]
@@ -182,21 +226,42 @@ impl Runtime for LocalRuntime {
     }
 
     fn capacity(&self) -> Capacity {
-        let cores = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1);
         let mem_kb = std::fs::read_to_string("/proc/meminfo")
             .ok()
-            .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok()))
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+            })
             .unwrap_or(0);
-        Capacity { cpu_millicores: cores * 1000, memory_mb: mem_kb / 1024 }
+        Capacity {
+            cpu_millicores: cores * 1000,
+            memory_mb: mem_kb / 1024,
+        }
     }
 
-    async fn converge(&self, target: &Target, log: &EventLog) -> Result<ComponentStatus, RuntimeError> {
+    async fn converge(
+        &self,
+        target: &Target,
+        log: &EventLog,
+    ) -> Result<ComponentStatus, RuntimeError> {
         let c = &target.component;
         let key = Self::key(c);
         if !target.running {
             let old = self.deployed.lock().unwrap().remove(&key);
             if let Some(old) = old {
-                log.info("stop", format!("stopping {} replica(s) (SIGTERM, then SIGKILL after {}s)", old.replicas.len(), GRACE.as_secs())).await;
+                log.info(
+                    "stop",
+                    format!(
+                        "stopping {} replica(s) (SIGTERM, then SIGKILL after {}s)",
+                        old.replicas.len(),
+                        GRACE.as_secs()
+                    ),
+                )
+                .await;
                 Self::stop_all(old.replicas).await;
             }
             return Ok(ComponentStatus::Stopped);
@@ -206,16 +271,30 @@ impl Runtime for LocalRuntime {
                 "this component has no run command; set one in its build settings (building from source comes with the builder)".into(),
             ));
         };
-        let mut env: Vec<(String, String)> = c.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+        let mut env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect();
         env.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         let fingerprint = format!("{cmd}|{env:?}|{:?}", c.health);
         let dir = self.work_dir.join(&c.team).join(&c.app).join(&c.name);
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Failed(format!("work dir: {e}")))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::Failed(format!("work dir: {e}")))?;
 
-        let mut current = self.deployed.lock().unwrap().remove(&key).unwrap_or_default();
+        let mut current = self
+            .deployed
+            .lock()
+            .unwrap()
+            .remove(&key)
+            .unwrap_or_default();
         if target.restart || current.fingerprint != fingerprint {
             if !current.replicas.is_empty() {
-                log.info("stop", format!("replacing {} replica(s)", current.replicas.len())).await;
+                log.info(
+                    "stop",
+                    format!("replacing {} replica(s)", current.replicas.len()),
+                )
+                .await;
             }
             Self::stop_all(std::mem::take(&mut current.replicas)).await;
         }
@@ -223,16 +302,36 @@ impl Runtime for LocalRuntime {
         let want = c.replicas as usize;
         while current.replicas.len() > want {
             let r = current.replicas.pop().expect("non-empty");
-            log.info("scale", format!("stopping the replica on port {}", r.port)).await;
+            log.info("scale", format!("stopping the replica on port {}", r.port))
+                .await;
             Self::stop_all(vec![r]).await;
         }
         while current.replicas.len() < want {
             let port = free_port()?;
             let (stop, rx) = watch::channel(false);
             let alive = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let task = tokio::spawn(supervise(cmd.clone(), dir.clone(), env.clone(), port, rx, alive.clone()));
-            log.info("start", format!("replica {} started on port {port}", current.replicas.len() + 1)).await;
-            current.replicas.push(Replica { port, stop, alive, task });
+            let task = tokio::spawn(supervise(
+                cmd.clone(),
+                dir.clone(),
+                env.clone(),
+                port,
+                rx,
+                alive.clone(),
+            ));
+            log.info(
+                "start",
+                format!(
+                    "replica {} started on port {port}",
+                    current.replicas.len() + 1
+                ),
+            )
+            .await;
+            current.replicas.push(Replica {
+                port,
+                stop,
+                alive,
+                task,
+            });
         }
         let ports: Vec<u16> = current.replicas.iter().map(|r| r.port).collect();
         let alive: Vec<_> = current.replicas.iter().map(|r| r.alive.clone()).collect();
@@ -240,27 +339,40 @@ impl Runtime for LocalRuntime {
         if want == 0 {
             return Ok(ComponentStatus::Running);
         }
-        log.info("health", match &c.health {
-            Some(_) => "waiting for the health check to pass",
-            None => "no health check set: running means the processes stay up",
-        })
+        log.info(
+            "health",
+            match &c.health {
+                Some(_) => "waiting for the health check to pass",
+                None => "no health check set: running means the processes stay up",
+            },
+        )
         .await;
         let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
         loop {
-            let all_alive = alive.iter().all(|a| a.load(std::sync::atomic::Ordering::SeqCst));
+            let all_alive = alive
+                .iter()
+                .all(|a| a.load(std::sync::atomic::Ordering::SeqCst));
             if all_alive && probe(&c.health, &ports).await {
                 // Without a probe, give crashing commands a moment to show it.
                 if c.health.is_none() {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    if !alive.iter().all(|a| a.load(std::sync::atomic::Ordering::SeqCst)) {
+                    if !alive
+                        .iter()
+                        .all(|a| a.load(std::sync::atomic::Ordering::SeqCst))
+                    {
                         continue;
                     }
                 }
-                log.info("health", format!("{want} replica(s) healthy")).await;
+                log.info("health", format!("{want} replica(s) healthy"))
+                    .await;
                 return Ok(ComponentStatus::Running);
             }
             if tokio::time::Instant::now() > deadline {
-                log.error("health", format!("not healthy after {}s", HEALTHY_WITHIN.as_secs())).await;
+                log.error(
+                    "health",
+                    format!("not healthy after {}s", HEALTHY_WITHIN.as_secs()),
+                )
+                .await;
                 return Ok(ComponentStatus::Abnormal);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -270,10 +382,18 @@ impl Runtime for LocalRuntime {
     async fn remove(&self, component: &Component, log: &EventLog) -> Result<(), RuntimeError> {
         let old = self.deployed.lock().unwrap().remove(&Self::key(component));
         if let Some(old) = old {
-            log.info("stop", format!("stopping {} replica(s)", old.replicas.len())).await;
+            log.info(
+                "stop",
+                format!("stopping {} replica(s)", old.replicas.len()),
+            )
+            .await;
             Self::stop_all(old.replicas).await;
         }
-        let dir = self.work_dir.join(&component.team).join(&component.app).join(&component.name);
+        let dir = self
+            .work_dir
+            .join(&component.team)
+            .join(&component.app)
+            .join(&component.name);
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }
@@ -285,7 +405,9 @@ impl Runtime for LocalRuntime {
                 None => return ComponentStatus::Stopped,
                 Some(d) => (
                     d.replicas.iter().map(|r| r.port).collect::<Vec<_>>(),
-                    d.replicas.iter().all(|r| r.alive.load(std::sync::atomic::Ordering::SeqCst)),
+                    d.replicas
+                        .iter()
+                        .all(|r| r.alive.load(std::sync::atomic::Ordering::SeqCst)),
                     d.replicas.len(),
                 ),
             }

@@ -33,7 +33,11 @@ pub trait Runtime: Send + Sync + 'static {
     fn capacity(&self) -> Capacity;
     /// Brings the component to `target` (idempotent: converging twice to the
     /// same target changes nothing the second time) and reports the result.
-    async fn converge(&self, target: &Target, log: &EventLog) -> Result<ComponentStatus, RuntimeError>;
+    async fn converge(
+        &self,
+        target: &Target,
+        log: &EventLog,
+    ) -> Result<ComponentStatus, RuntimeError>;
     /// Stops and forgets everything of the component.
     async fn remove(&self, component: &Component, log: &EventLog) -> Result<(), RuntimeError>;
     /// What is actually running, for the reconciler.

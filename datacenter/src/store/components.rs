@@ -21,7 +21,18 @@ impl std::fmt::Display for Key {
     }
 }
 
-type Row = (i64, String, String, String, String, String, i64, Option<String>, i64, i64);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+);
 const COLS: &str = "SELECT id, team, app, name, spec, status, desired_running, version, created_at, updated_at FROM components";
 
 #[derive(Clone, Debug)]
@@ -65,7 +76,12 @@ impl ComponentStore {
                 .await?;
         }
         tx.commit().await?;
-        self.get(&Key { team: team.into(), app: app.into(), name: spec.name.clone() }).await
+        self.get(&Key {
+            team: team.into(),
+            app: app.into(),
+            name: spec.name.clone(),
+        })
+        .await
     }
 
     /// Replaces the spec; secrets absent from `spec` are kept, empty ones removed.
@@ -82,7 +98,11 @@ impl ComponentStore {
             .execute(&mut *tx)
             .await?;
         for (name, value) in &spec.secrets {
-            sqlx::query("DELETE FROM secrets WHERE component_id = $1 AND name = $2").bind(id).bind(name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM secrets WHERE component_id = $1 AND name = $2")
+                .bind(id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
             if !value.is_empty() {
                 sqlx::query("INSERT INTO secrets (component_id, name, sealed) VALUES ($1, $2, $3)")
                     .bind(id)
@@ -98,30 +118,47 @@ impl ComponentStore {
 
     pub async fn delete(&self, key: &Key) -> Result<()> {
         let id = self.id(key).await?;
-        sqlx::query("DELETE FROM secrets WHERE component_id = $1").bind(id).execute(&self.db.pool).await?;
-        sqlx::query("DELETE FROM components WHERE id = $1").bind(id).execute(&self.db.pool).await?;
+        sqlx::query("DELETE FROM secrets WHERE component_id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query("DELETE FROM components WHERE id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn get(&self, key: &Key) -> Result<Component> {
-        let row: Option<Row> = sqlx::query_as(&format!("{COLS} WHERE team = $1 AND app = $2 AND name = $3"))
-            .bind(&key.team)
-            .bind(&key.app)
-            .bind(&key.name)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "{COLS} WHERE team = $1 AND app = $2 AND name = $3"
+        ))
+        .bind(&key.team)
+        .bind(&key.app)
+        .bind(&key.name)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let row = row.ok_or_else(|| Error::NotFound(format!("no component {key}")))?;
         self.to_component(row).await
     }
 
     pub async fn list(&self, team: &str, app: Option<&str>) -> Result<Vec<Component>> {
         let rows: Vec<Row> = match app {
-            Some(app) => sqlx::query_as(&format!("{COLS} WHERE team = $1 AND app = $2 ORDER BY app, name"))
+            Some(app) => {
+                sqlx::query_as(&format!(
+                    "{COLS} WHERE team = $1 AND app = $2 ORDER BY app, name"
+                ))
                 .bind(team)
                 .bind(app)
                 .fetch_all(&self.db.pool)
-                .await?,
-            None => sqlx::query_as(&format!("{COLS} WHERE team = $1 ORDER BY app, name")).bind(team).fetch_all(&self.db.pool).await?,
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!("{COLS} WHERE team = $1 ORDER BY app, name"))
+                    .bind(team)
+                    .fetch_all(&self.db.pool)
+                    .await?
+            }
         };
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -133,17 +170,29 @@ impl ComponentStore {
     /// Every component the reconciler should look after.
     pub async fn all_keys(&self) -> Result<Vec<Key>> {
         let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT team, app, name FROM components ORDER BY id").fetch_all(&self.db.pool).await?;
-        Ok(rows.into_iter().map(|(team, app, name)| Key { team, app, name }).collect())
+            sqlx::query_as("SELECT team, app, name FROM components ORDER BY id")
+                .fetch_all(&self.db.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(team, app, name)| Key { team, app, name })
+            .collect())
     }
 
     pub async fn count(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM components").fetch_one(&self.db.pool).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM components")
+            .fetch_one(&self.db.pool)
+            .await?;
         Ok(n)
     }
 
     pub async fn set_status(&self, key: &Key, status: ComponentStatus) -> Result<()> {
-        self.exec_on(key, "UPDATE components SET status = $1, updated_at = $2 WHERE id = $3", status.as_str()).await
+        self.exec_on(
+            key,
+            "UPDATE components SET status = $1, updated_at = $2 WHERE id = $3",
+            status.as_str(),
+        )
+        .await
     }
 
     pub async fn set_desired_running(&self, key: &Key, running: bool) -> Result<()> {
@@ -168,32 +217,53 @@ impl ComponentStore {
     pub async fn secret_values(&self, key: &Key) -> Result<BTreeMap<String, String>> {
         let id = self.id(key).await?;
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, sealed FROM secrets WHERE component_id = $1").bind(id).fetch_all(&self.db.pool).await?;
+            sqlx::query_as("SELECT name, sealed FROM secrets WHERE component_id = $1")
+                .bind(id)
+                .fetch_all(&self.db.pool)
+                .await?;
         rows.into_iter()
-            .map(|(n, s)| self.secrets.open(&s).map(|v| (n, v)).map_err(Error::internal))
+            .map(|(n, s)| {
+                self.secrets
+                    .open(&s)
+                    .map(|v| (n, v))
+                    .map_err(Error::internal)
+            })
             .collect()
     }
 
     async fn exec_on(&self, key: &Key, sql: &str, value: &str) -> Result<()> {
         let id = self.id(key).await?;
-        sqlx::query(sql).bind(value).bind(now_ms()).bind(id).execute(&self.db.pool).await?;
+        sqlx::query(sql)
+            .bind(value)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
     }
 
     async fn id(&self, key: &Key) -> Result<i64> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM components WHERE team = $1 AND app = $2 AND name = $3")
-            .bind(&key.team)
-            .bind(&key.app)
-            .bind(&key.name)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.map(|r| r.0).ok_or_else(|| Error::NotFound(format!("no component {key}")))
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM components WHERE team = $1 AND app = $2 AND name = $3")
+                .bind(&key.team)
+                .bind(&key.app)
+                .bind(&key.name)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        row.map(|r| r.0)
+            .ok_or_else(|| Error::NotFound(format!("no component {key}")))
     }
 
-    async fn to_component(&self, (id, team, app, name, spec, status, desired, version, created_at, updated_at): Row) -> Result<Component> {
+    async fn to_component(
+        &self,
+        (id, team, app, name, spec, status, desired, version, created_at, updated_at): Row,
+    ) -> Result<Component> {
         let spec: ComponentSpec = serde_json::from_str(&spec).map_err(Error::internal)?;
         let names: Vec<(String,)> =
-            sqlx::query_as("SELECT name FROM secrets WHERE component_id = $1 ORDER BY name").bind(id).fetch_all(&self.db.pool).await?;
+            sqlx::query_as("SELECT name FROM secrets WHERE component_id = $1 ORDER BY name")
+                .bind(id)
+                .fetch_all(&self.db.pool)
+                .await?;
         Ok(Component {
             team,
             app,

@@ -40,7 +40,11 @@ pub enum OpenError {
 impl Db {
     /// Opens `url`, or the SQLite file `default_sqlite` when no URL is given,
     /// and brings the schema up to date.
-    pub async fn open(url: Option<&str>, default_sqlite: &Path, migrations: &Migrations) -> Result<Db, OpenError> {
+    pub async fn open(
+        url: Option<&str>,
+        default_sqlite: &Path,
+        migrations: &Migrations,
+    ) -> Result<Db, OpenError> {
         install_default_drivers();
         let url = match url {
             Some(u) => u.to_string(),
@@ -51,7 +55,9 @@ impl Db {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            return Err(OpenError::Scheme(url.split(':').next().unwrap_or("").to_string()));
+            return Err(OpenError::Scheme(
+                url.split(':').next().unwrap_or("").to_string(),
+            ));
         };
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         opts = match backend {
@@ -88,7 +94,9 @@ pub fn now_ms() -> i64 {
 /// True when `e` is a unique-constraint violation, on either engine.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(db) => db.is_unique_violation() || db.message().contains("UNIQUE constraint failed"),
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation() || db.message().contains("UNIQUE constraint failed")
+        }
         _ => false,
     }
 }

@@ -4,7 +4,18 @@ use super::{now_ms, Db};
 use crate::api::*;
 use crate::error::{Error, Result};
 
-type Row = (String, String, String, String, String, String, String, i64, Option<i64>, String);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+);
 const COLS: &str = "SELECT id, team, app, component, action, actor, status, created_at, finished_at, message FROM events";
 
 #[derive(Clone, Debug)]
@@ -17,7 +28,15 @@ impl EventStore {
         EventStore { db }
     }
 
-    pub async fn create(&self, id: &str, team: &str, app: &str, component: &str, action: ActionKind, actor: &str) -> Result<Event> {
+    pub async fn create(
+        &self,
+        id: &str,
+        team: &str,
+        app: &str,
+        component: &str,
+        action: ActionKind,
+        actor: &str,
+    ) -> Result<Event> {
         sqlx::query(
             "INSERT INTO events (id, team, app, component, action, actor, status, created_at, message) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, '')",
@@ -35,11 +54,21 @@ impl EventStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Event> {
-        let row: Option<Row> = sqlx::query_as(&format!("{COLS} WHERE id = $1")).bind(id).fetch_optional(&self.db.pool).await?;
-        row.map(to_event).ok_or_else(|| Error::NotFound(format!("no event {id}")))
+        let row: Option<Row> = sqlx::query_as(&format!("{COLS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.map(to_event)
+            .ok_or_else(|| Error::NotFound(format!("no event {id}")))
     }
 
-    pub async fn list(&self, team: &str, app: Option<&str>, component: Option<&str>, limit: i64) -> Result<Vec<Event>> {
+    pub async fn list(
+        &self,
+        team: &str,
+        app: Option<&str>,
+        component: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "{COLS} WHERE team = $1 AND ($2 = '' OR app = $2) AND ($3 = '' OR component = $3) ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
@@ -52,7 +81,12 @@ impl EventStore {
         Ok(rows.into_iter().map(to_event).collect())
     }
 
-    pub async fn set_status(&self, id: &str, status: EventStatus, message: Option<&str>) -> Result<()> {
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: EventStatus,
+        message: Option<&str>,
+    ) -> Result<()> {
         let finished = status.is_final().then(now_ms);
         sqlx::query("UPDATE events SET status = $1, finished_at = COALESCE($2, finished_at), message = COALESCE($3, message) WHERE id = $4")
             .bind(status.as_str())
@@ -87,24 +121,36 @@ impl EventStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(seq, time, level, step, message)| LogLine { seq, time, level: parse_level(&level), step, message })
+            .map(|(seq, time, level, step, message)| LogLine {
+                seq,
+                time,
+                level: parse_level(&level),
+                step,
+                message,
+            })
             .collect())
     }
 
     pub async fn last_seq(&self, event_id: &str) -> Result<i64> {
         let (n,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(seq) FROM event_lines WHERE event_id = $1").bind(event_id).fetch_one(&self.db.pool).await?;
+            sqlx::query_as("SELECT MAX(seq) FROM event_lines WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_one(&self.db.pool)
+                .await?;
         Ok(n.unwrap_or(0))
     }
 }
 
-fn to_event((id, team, app, component, action, actor, status, created_at, finished_at, message): Row) -> Event {
+fn to_event(
+    (id, team, app, component, action, actor, status, created_at, finished_at, message): Row,
+) -> Event {
     Event {
         id,
         team,
         app,
         component,
-        action: serde_json::from_value(serde_json::Value::String(action)).unwrap_or(ActionKind::Update),
+        action: serde_json::from_value(serde_json::Value::String(action))
+            .unwrap_or(ActionKind::Update),
         actor,
         status: EventStatus::parse(&status).unwrap_or(EventStatus::Failed),
         created_at,

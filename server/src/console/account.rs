@@ -23,7 +23,9 @@ impl ConsoleService {
             is_admin: actor.is_admin,
             teams: rows
                 .into_iter()
-                .filter_map(|(team, role)| Role::parse(&role).map(|role| TeamMembership { team, role }))
+                .filter_map(|(team, role)| {
+                    Role::parse(&role).map(|role| TeamMembership { team, role })
+                })
                 .collect(),
         })
     }
@@ -32,7 +34,10 @@ impl ConsoleService {
     /// session — under a fresh id, so a planted session id is worthless.
     pub async fn login(&self, session: &Session, address: &str, creds: Credentials) -> Result<Me> {
         let username = creds.username.trim().to_lowercase();
-        if username.is_empty() || username.len() > 64 || creds.password.len() > passwords::MAX_PASSWORD {
+        if username.is_empty()
+            || username.len() > 64
+            || creds.password.len() > passwords::MAX_PASSWORD
+        {
             return Err(Error::Unauthorized);
         }
         if let Some(retry_after) = self.limiter.check(&username, address) {
@@ -48,11 +53,12 @@ impl ConsoleService {
             .await;
             return Err(Error::RateLimited { retry_after });
         }
-        let row: Option<(i64, String, i64, i64)> =
-            sqlx::query_as("SELECT id, password_hash, is_admin, disabled FROM users WHERE username = $1")
-                .bind(&username)
-                .fetch_optional(&self.db.pool)
-                .await?;
+        let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, password_hash, is_admin, disabled FROM users WHERE username = $1",
+        )
+        .bind(&username)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let stored = row.as_ref().map(|r| r.1.clone());
         let password_ok = passwords::verify(creds.password, stored).await?;
         let user = match row {
@@ -75,8 +81,17 @@ impl ConsoleService {
         };
         self.limiter.record_success(&username);
         session.cycle_id().await.map_err(Error::internal)?;
-        session.insert(USER_ID_KEY, user_id).await.map_err(Error::internal)?;
-        let actor = Actor { user_id, username: username.clone(), is_admin, scope: Default::default(), token_id: None };
+        session
+            .insert(USER_ID_KEY, user_id)
+            .await
+            .map_err(Error::internal)?;
+        let actor = Actor {
+            user_id,
+            username: username.clone(),
+            is_admin,
+            scope: Default::default(),
+            token_id: None,
+        };
         self.record(Record {
             actor_id: Some(user_id),
             actor: &username,
@@ -93,19 +108,27 @@ impl ConsoleService {
     pub async fn logout(&self, session: &Session, actor: Option<&Actor>) -> Result<()> {
         session.flush().await.map_err(Error::internal)?;
         if let Some(actor) = actor {
-            self.audited(actor, "auth.logout", &actor.username, None, Ok(())).await?;
+            self.audited(actor, "auth.logout", &actor.username, None, Ok(()))
+                .await?;
         }
         Ok(())
     }
 
     /// Changes the caller's password; every other session of theirs ends.
-    pub async fn change_password(&self, actor: &Actor, session: Option<&Session>, change: PasswordChange) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        session: Option<&Session>,
+        change: PasswordChange,
+    ) -> Result<()> {
         let result = async {
-            self.authorize(actor, Action::ChangeOwnPassword, None).await?;
-            let (stored,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
-                .bind(actor.user_id)
-                .fetch_one(&self.db.pool)
+            self.authorize(actor, Action::ChangeOwnPassword, None)
                 .await?;
+            let (stored,): (String,) =
+                sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+                    .bind(actor.user_id)
+                    .fetch_one(&self.db.pool)
+                    .await?;
             if !passwords::verify(change.current_password, Some(stored)).await? {
                 return Err(Error::Invalid("The current password is wrong.".into()));
             }
@@ -125,10 +148,13 @@ impl ConsoleService {
                 }
                 None => None,
             };
-            self.sessions.delete_user_sessions(actor.user_id, keep.as_ref()).await?;
+            self.sessions
+                .delete_user_sessions(actor.user_id, keep.as_ref())
+                .await?;
             Ok(())
         }
         .await;
-        self.audited(actor, "account.password", &actor.username, None, result).await
+        self.audited(actor, "account.password", &actor.username, None, result)
+            .await
     }
 }

@@ -16,7 +16,9 @@ impl From<ClientError> for Error {
             ClientError::Api { status: 404, error } => Error::NotFound(error.message),
             ClientError::Api { status: 409, error } => Error::Conflict(error.message),
             ClientError::Api { status: 422, error } => Error::Invalid(error.message),
-            ClientError::Unreachable(m) => Error::Unavailable(format!("The datacenter cannot be reached: {m}")),
+            ClientError::Unreachable(m) => {
+                Error::Unavailable(format!("The datacenter cannot be reached: {m}"))
+            }
             other => Error::Unavailable(other.to_string()),
         }
     }
@@ -28,15 +30,23 @@ struct AppRef {
 }
 
 impl ConsoleService {
-    async fn app_ref(&self, actor: &Actor, team: &str, app: &str, action: Action) -> Result<AppRef> {
+    async fn app_ref(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: &str,
+        action: Action,
+    ) -> Result<AppRef> {
         let team = self.find_team(team).await?;
         self.authorize(actor, action, Some(&team)).await?;
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM apps WHERE team_id = $1 AND name = $2")
-            .bind(team.id)
-            .bind(app)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        let (id,) = row.ok_or_else(|| Error::NotFound(format!("Team {} has no app “{app}”.", team.name)))?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM apps WHERE team_id = $1 AND name = $2")
+                .bind(team.id)
+                .bind(app)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let (id,) =
+            row.ok_or_else(|| Error::NotFound(format!("Team {} has no app “{app}”.", team.name)))?;
         Ok(AppRef { id, team })
     }
 
@@ -52,7 +62,13 @@ impl ConsoleService {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, display_name, created_at, components)| App { name, display_name, team: team.name.clone(), created_at, components })
+            .map(|(name, display_name, created_at, components)| App {
+                name,
+                display_name,
+                team: team.name.clone(),
+                created_at,
+                components,
+            })
             .collect())
     }
 
@@ -82,7 +98,8 @@ impl ConsoleService {
             Ok(App { name: name.clone(), display_name: display, team: team.name.clone(), created_at: now, components: 0 })
         }
         .await;
-        self.audited(actor, "app.create", &name, team.as_ref().ok(), result).await
+        self.audited(actor, "app.create", &name, team.as_ref().ok(), result)
+            .await
     }
 
     pub async fn delete_app(&self, actor: &Actor, team: &str, app: &str) -> Result<()> {
@@ -90,24 +107,34 @@ impl ConsoleService {
         let team_ref = found.as_ref().ok().map(|a| a.team.clone());
         let result = async {
             let a = found?;
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM component_locations WHERE app_id = $1")
-                .bind(a.id)
-                .fetch_one(&self.db.pool)
-                .await?;
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM component_locations WHERE app_id = $1")
+                    .bind(a.id)
+                    .fetch_one(&self.db.pool)
+                    .await?;
             if n > 0 {
-                return Err(Error::Conflict(format!("The app still has {n} component(s); delete them first.")));
+                return Err(Error::Conflict(format!(
+                    "The app still has {n} component(s); delete them first."
+                )));
             }
-            sqlx::query("DELETE FROM apps WHERE id = $1").bind(a.id).execute(&self.db.pool).await?;
+            sqlx::query("DELETE FROM apps WHERE id = $1")
+                .bind(a.id)
+                .execute(&self.db.pool)
+                .await?;
             Ok(())
         }
         .await;
-        self.audited(actor, "app.delete", app, team_ref.as_ref(), result).await
+        self.audited(actor, "app.delete", app, team_ref.as_ref(), result)
+            .await
     }
 
     pub async fn app_detail(&self, actor: &Actor, team: &str, app: &str) -> Result<AppDetail> {
         let a = self.app_ref(actor, team, app, Action::ViewApps).await?;
         let (name, display_name, created_at): (String, String, i64) =
-            sqlx::query_as("SELECT name, display_name, created_at FROM apps WHERE id = $1").bind(a.id).fetch_one(&self.db.pool).await?;
+            sqlx::query_as("SELECT name, display_name, created_at FROM apps WHERE id = $1")
+                .bind(a.id)
+                .fetch_one(&self.db.pool)
+                .await?;
         let places: Vec<(String,)> = sqlx::query_as(
             "SELECT DISTINCT d.name FROM component_locations c JOIN datacenters d ON d.id = c.datacenter_id WHERE c.app_id = $1 ORDER BY d.name",
         )
@@ -117,8 +144,16 @@ impl ConsoleService {
         let mut components = vec![];
         let mut unreachable = vec![];
         for (dc,) in places {
-            match self.client(&dc).await?.components(&a.team.name, Some(&name)).await {
-                Ok(list) => components.extend(list.into_iter().map(|component| PlacedComponent { datacenter: dc.clone(), component })),
+            match self
+                .client(&dc)
+                .await?
+                .components(&a.team.name, Some(&name))
+                .await
+            {
+                Ok(list) => components.extend(list.into_iter().map(|component| PlacedComponent {
+                    datacenter: dc.clone(),
+                    component,
+                })),
                 Err(e) => {
                     tracing::warn!(datacenter = %dc, error = %e, "datacenter did not answer");
                     unreachable.push(dc);
@@ -126,41 +161,78 @@ impl ConsoleService {
             }
         }
         components.sort_by(|x, y| x.component.name.cmp(&y.component.name));
-        let datacenters = self.team_datacenters(actor, &a.team.name).await?.into_iter().map(|d| d.name).collect();
+        let datacenters = self
+            .team_datacenters(actor, &a.team.name)
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         let count = components.len() as i64;
         Ok(AppDetail {
-            app: App { name, display_name, team: a.team.name.clone(), created_at, components: count },
+            app: App {
+                name,
+                display_name,
+                team: a.team.name.clone(),
+                created_at,
+                components: count,
+            },
             components,
             unreachable,
             datacenters,
-            can_change: self.authorize(actor, Action::OperateComponents, Some(&a.team)).await.is_ok(),
-            can_manage_app: self.authorize(actor, Action::ManageApps, Some(&a.team)).await.is_ok(),
+            can_change: self
+                .authorize(actor, Action::OperateComponents, Some(&a.team))
+                .await
+                .is_ok(),
+            can_manage_app: self
+                .authorize(actor, Action::ManageApps, Some(&a.team))
+                .await
+                .is_ok(),
         })
     }
 
-    pub async fn create_component(&self, actor: &Actor, team: &str, app: &str, new: NewComponent) -> Result<EventRef> {
-        let found = self.app_ref(actor, team, app, Action::OperateComponents).await;
+    pub async fn create_component(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: &str,
+        new: NewComponent,
+    ) -> Result<EventRef> {
+        let found = self
+            .app_ref(actor, team, app, Action::OperateComponents)
+            .await;
         let team_ref = found.as_ref().ok().map(|a| a.team.clone());
         let target = format!("{app}/{} in {}", new.spec.name, new.datacenter);
         let result = async {
             let a = found?;
             let dc_id = self.team_may_use(a.team.id, &new.datacenter).await?;
-            let placed = sqlx::query("INSERT INTO component_locations (app_id, name, datacenter_id) VALUES ($1, $2, $3)")
-                .bind(a.id)
-                .bind(&new.spec.name)
-                .bind(dc_id)
-                .execute(&self.db.pool)
-                .await;
+            let placed = sqlx::query(
+                "INSERT INTO component_locations (app_id, name, datacenter_id) VALUES ($1, $2, $3)",
+            )
+            .bind(a.id)
+            .bind(&new.spec.name)
+            .bind(dc_id)
+            .execute(&self.db.pool)
+            .await;
             if let Err(e) = placed {
                 return Err(if is_unique_violation(&e) {
-                    Error::Conflict(format!("App {app} already has a component named {}.", new.spec.name))
+                    Error::Conflict(format!(
+                        "App {app} already has a component named {}.",
+                        new.spec.name
+                    ))
                 } else {
                     e.into()
                 });
             }
-            let created = self.client(&new.datacenter).await?.create_component(&a.team.name, app, &new.spec, &actor.username).await;
+            let created = self
+                .client(&new.datacenter)
+                .await?
+                .create_component(&a.team.name, app, &new.spec, &actor.username)
+                .await;
             match created {
-                Ok(c) => Ok(EventRef { datacenter: new.datacenter.clone(), event_id: c.event_id }),
+                Ok(c) => Ok(EventRef {
+                    datacenter: new.datacenter.clone(),
+                    event_id: c.event_id,
+                }),
                 Err(e) => {
                     // Not created there: forget the placement again.
                     sqlx::query("DELETE FROM component_locations WHERE app_id = $1 AND name = $2")
@@ -173,7 +245,14 @@ impl ConsoleService {
             }
         }
         .await;
-        self.audited(actor, "component.create", &target, team_ref.as_ref(), result).await
+        self.audited(
+            actor,
+            "component.create",
+            &target,
+            team_ref.as_ref(),
+            result,
+        )
+        .await
     }
 
     async fn placement(&self, app_id: i64, name: &str) -> Result<String> {
@@ -184,83 +263,202 @@ impl ConsoleService {
         .bind(name)
         .fetch_optional(&self.db.pool)
         .await?;
-        row.map(|r| r.0).ok_or_else(|| Error::NotFound(format!("There is no component “{name}” in this app.")))
+        row.map(|r| r.0)
+            .ok_or_else(|| Error::NotFound(format!("There is no component “{name}” in this app.")))
     }
 
-    pub async fn component(&self, actor: &Actor, team: &str, app: &str, name: &str) -> Result<PlacedComponent> {
+    pub async fn component(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<PlacedComponent> {
         let a = self.app_ref(actor, team, app, Action::ViewApps).await?;
         let dc = self.placement(a.id, name).await?;
-        let component = self.client(&dc).await?.component(&a.team.name, app, name).await?;
-        Ok(PlacedComponent { datacenter: dc, component })
+        let component = self
+            .client(&dc)
+            .await?
+            .component(&a.team.name, app, name)
+            .await?;
+        Ok(PlacedComponent {
+            datacenter: dc,
+            component,
+        })
     }
 
-    pub async fn update_component(&self, actor: &Actor, team: &str, app: &str, spec: datacenter::api::ComponentSpec) -> Result<EventRef> {
-        let found = self.app_ref(actor, team, app, Action::OperateComponents).await;
+    pub async fn update_component(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: &str,
+        spec: datacenter::api::ComponentSpec,
+    ) -> Result<EventRef> {
+        let found = self
+            .app_ref(actor, team, app, Action::OperateComponents)
+            .await;
         let team_ref = found.as_ref().ok().map(|a| a.team.clone());
         let target = format!("{app}/{}", spec.name);
         let result = async {
             let a = found?;
             let dc = self.placement(a.id, &spec.name).await?;
-            let done = self.client(&dc).await?.update_component(&a.team.name, app, &spec, &actor.username).await?;
-            Ok(EventRef { datacenter: dc, event_id: done.event_id })
+            let done = self
+                .client(&dc)
+                .await?
+                .update_component(&a.team.name, app, &spec, &actor.username)
+                .await?;
+            Ok(EventRef {
+                datacenter: dc,
+                event_id: done.event_id,
+            })
         }
         .await;
-        self.audited(actor, "component.update", &target, team_ref.as_ref(), result).await
+        self.audited(
+            actor,
+            "component.update",
+            &target,
+            team_ref.as_ref(),
+            result,
+        )
+        .await
     }
 
-    pub async fn delete_component(&self, actor: &Actor, team: &str, app: &str, name: &str) -> Result<EventRef> {
-        let found = self.app_ref(actor, team, app, Action::OperateComponents).await;
+    pub async fn delete_component(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<EventRef> {
+        let found = self
+            .app_ref(actor, team, app, Action::OperateComponents)
+            .await;
         let team_ref = found.as_ref().ok().map(|a| a.team.clone());
         let result = async {
             let a = found?;
             let dc = self.placement(a.id, name).await?;
-            let accepted = self.client(&dc).await?.delete_component(&a.team.name, app, name, &actor.username).await?;
-            sqlx::query("DELETE FROM component_locations WHERE app_id = $1 AND name = $2").bind(a.id).bind(name).execute(&self.db.pool).await?;
-            Ok(EventRef { datacenter: dc, event_id: accepted.event_id })
+            let accepted = self
+                .client(&dc)
+                .await?
+                .delete_component(&a.team.name, app, name, &actor.username)
+                .await?;
+            sqlx::query("DELETE FROM component_locations WHERE app_id = $1 AND name = $2")
+                .bind(a.id)
+                .bind(name)
+                .execute(&self.db.pool)
+                .await?;
+            Ok(EventRef {
+                datacenter: dc,
+                event_id: accepted.event_id,
+            })
         }
         .await;
-        self.audited(actor, "component.delete", &format!("{app}/{name}"), team_ref.as_ref(), result).await
+        self.audited(
+            actor,
+            "component.delete",
+            &format!("{app}/{name}"),
+            team_ref.as_ref(),
+            result,
+        )
+        .await
     }
 
-    pub async fn act_on_component(&self, actor: &Actor, team: &str, app: &str, name: &str, action: ComponentAction) -> Result<EventRef> {
-        let found = self.app_ref(actor, team, app, Action::OperateComponents).await;
+    pub async fn act_on_component(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: &str,
+        name: &str,
+        action: ComponentAction,
+    ) -> Result<EventRef> {
+        let found = self
+            .app_ref(actor, team, app, Action::OperateComponents)
+            .await;
         let team_ref = found.as_ref().ok().map(|a| a.team.clone());
         let target = format!("{app}/{name} {}", action.action.as_str());
         let result = async {
             let a = found?;
             let dc = self.placement(a.id, name).await?;
-            let req = ActionRequest { action: action.action, actor: actor.username.clone(), replicas: action.replicas, version: None };
-            let accepted = self.client(&dc).await?.act(&a.team.name, app, name, &req).await?;
-            Ok(EventRef { datacenter: dc, event_id: accepted.event_id })
+            let req = ActionRequest {
+                action: action.action,
+                actor: actor.username.clone(),
+                replicas: action.replicas,
+                version: None,
+            };
+            let accepted = self
+                .client(&dc)
+                .await?
+                .act(&a.team.name, app, name, &req)
+                .await?;
+            Ok(EventRef {
+                datacenter: dc,
+                event_id: accepted.event_id,
+            })
         }
         .await;
-        self.audited(actor, "component.action", &target, team_ref.as_ref(), result).await
+        self.audited(
+            actor,
+            "component.action",
+            &target,
+            team_ref.as_ref(),
+            result,
+        )
+        .await
     }
 
     /// The team's recent events across its datacenters, newest first.
-    pub async fn team_events(&self, actor: &Actor, team: &str, app: Option<String>, component: Option<String>) -> Result<Vec<PlacedEvent>> {
+    pub async fn team_events(
+        &self,
+        actor: &Actor,
+        team: &str,
+        app: Option<String>,
+        component: Option<String>,
+    ) -> Result<Vec<PlacedEvent>> {
         let t = self.find_team(team).await?;
         self.authorize(actor, Action::ViewApps, Some(&t)).await?;
-        let q = EventQuery { app, component, limit: Some(50) };
+        let q = EventQuery {
+            app,
+            component,
+            limit: Some(50),
+        };
         let mut all = vec![];
         for dc in self.team_datacenters(actor, team).await? {
             match self.client(&dc.name).await?.events(&t.name, &q).await {
-                Ok(events) => all.extend(events.into_iter().map(|event| PlacedEvent { datacenter: dc.name.clone(), event })),
-                Err(e) => tracing::warn!(datacenter = %dc.name, error = %e, "datacenter did not answer"),
+                Ok(events) => all.extend(events.into_iter().map(|event| PlacedEvent {
+                    datacenter: dc.name.clone(),
+                    event,
+                })),
+                Err(e) => {
+                    tracing::warn!(datacenter = %dc.name, error = %e, "datacenter did not answer")
+                }
             }
         }
-        all.sort_by(|a, b| b.event.created_at.cmp(&a.event.created_at).then(b.event.id.cmp(&a.event.id)));
+        all.sort_by(|a, b| {
+            b.event
+                .created_at
+                .cmp(&a.event.created_at)
+                .then(b.event.id.cmp(&a.event.id))
+        });
         all.truncate(50);
         Ok(all)
     }
 
     /// One event with its log, if it belongs to `team`.
-    pub async fn team_event(&self, actor: &Actor, team: &str, dc: &str, id: &str) -> Result<EventWithLines> {
+    pub async fn team_event(
+        &self,
+        actor: &Actor,
+        team: &str,
+        dc: &str,
+        id: &str,
+    ) -> Result<EventWithLines> {
         let t = self.find_team(team).await?;
         self.authorize(actor, Action::ViewApps, Some(&t)).await?;
         let ev = self.client(dc).await?.event(id).await?;
         if ev.event.team != t.name {
-            return Err(Error::NotFound(format!("There is no event {id} in team {}.", t.name)));
+            return Err(Error::NotFound(format!(
+                "There is no event {id} in team {}.",
+                t.name
+            )));
         }
         Ok(ev)
     }

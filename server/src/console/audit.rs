@@ -86,18 +86,34 @@ impl ConsoleService {
     pub async fn audit_entries(&self, actor: &Actor, q: AuditQuery) -> Result<Vec<AuditEntry>> {
         let limit = q.limit.unwrap_or(100).clamp(1, 500);
         let before = q.before.unwrap_or(i64::MAX);
-        type Row = (i64, i64, String, String, String, Option<String>, String, String);
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+        );
         let cols = "SELECT id, at, actor, action, target, team, result, detail FROM audit_log";
         let rows: Vec<Row> = if let Some(team) = q.team.as_deref() {
             let team = self.find_team(team).await?;
-            self.authorize(actor, Action::ViewTeamAudit, Some(&team)).await?;
-            sqlx::query_as(&format!("{cols} WHERE team_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"))
-                .bind(team.id)
-                .bind(before)
-                .bind(limit)
-                .fetch_all(&self.db.pool)
-                .await?
-        } else if self.authorize(actor, Action::ViewPlatformAudit, None).await.is_ok() {
+            self.authorize(actor, Action::ViewTeamAudit, Some(&team))
+                .await?;
+            sqlx::query_as(&format!(
+                "{cols} WHERE team_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(team.id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.db.pool)
+            .await?
+        } else if self
+            .authorize(actor, Action::ViewPlatformAudit, None)
+            .await
+            .is_ok()
+        {
             sqlx::query_as(&format!("{cols} WHERE id < $1 ORDER BY id DESC LIMIT $2"))
                 .bind(before)
                 .bind(limit)
@@ -118,22 +134,27 @@ impl ConsoleService {
         };
         Ok(rows
             .into_iter()
-            .map(|(id, at, actor, action, target, team, result, detail)| AuditEntry {
-                id,
-                at,
-                actor,
-                action,
-                target,
-                team,
-                result,
-                detail,
-            })
+            .map(
+                |(id, at, actor, action, target, team, result, detail)| AuditEntry {
+                    id,
+                    at,
+                    actor,
+                    action,
+                    target,
+                    team,
+                    result,
+                    detail,
+                },
+            )
             .collect())
     }
 
     pub async fn prune_audit(&self, retention_days: i64) -> Result<u64> {
         let cutoff = now_ms() - retention_days * 86_400_000;
-        let done = sqlx::query("DELETE FROM audit_log WHERE at < $1").bind(cutoff).execute(&self.db.pool).await?;
+        let done = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(cutoff)
+            .execute(&self.db.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -17,11 +17,40 @@ const SLOW: Duration = Duration::from_millis(1000);
 /// Consecutive failed polls before a datacenter is called offline.
 const OFFLINE_AFTER: u32 = 2;
 
-type Row = (String, String, String, i64, String, String, Option<i64>, String, String, i64, i64, i64);
-const COLS: &str = "SELECT name, url, gateway, embedded, state, state_reason, last_contact_at, runtime, version, \
+type Row = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+);
+const COLS: &str =
+    "SELECT name, url, gateway, embedded, state, state_reason, last_contact_at, runtime, version, \
                     cpu_millicores, memory_mb, components FROM datacenters";
 
-fn to_dc((name, url, gateway, embedded, state, state_reason, last_contact_at, runtime, version, cpu, mem, components): Row) -> Datacenter {
+fn to_dc(
+    (
+        name,
+        url,
+        gateway,
+        embedded,
+        state,
+        state_reason,
+        last_contact_at,
+        runtime,
+        version,
+        cpu,
+        mem,
+        components,
+    ): Row,
+) -> Datacenter {
     Datacenter {
         name,
         url,
@@ -41,8 +70,14 @@ fn to_dc((name, url, gateway, embedded, state, state_reason, last_contact_at, ru
 impl ConsoleService {
     /// Platform admins see every datacenter; others those their teams may use.
     pub async fn list_datacenters(&self, actor: &Actor) -> Result<Vec<Datacenter>> {
-        let rows: Vec<Row> = if self.authorize(actor, Action::ManageDatacenters, None).await.is_ok() {
-            sqlx::query_as(&format!("{COLS} ORDER BY embedded DESC, name")).fetch_all(&self.db.pool).await?
+        let rows: Vec<Row> = if self
+            .authorize(actor, Action::ManageDatacenters, None)
+            .await
+            .is_ok()
+        {
+            sqlx::query_as(&format!("{COLS} ORDER BY embedded DESC, name"))
+                .fetch_all(&self.db.pool)
+                .await?
         } else {
             sqlx::query_as(&format!(
                 "{COLS} WHERE id IN (SELECT td.datacenter_id FROM team_datacenters td \
@@ -101,7 +136,8 @@ impl ConsoleService {
             self.datacenter(&name).await
         }
         .await;
-        self.audited(actor, "datacenter.add", &name, None, result).await
+        self.audited(actor, "datacenter.add", &name, None, result)
+            .await
     }
 
     /// Removes a datacenter from the console. Refused while components live
@@ -131,20 +167,27 @@ impl ConsoleService {
             Ok(())
         }
         .await;
-        let target = if force { format!("{name} (forced)") } else { name.to_string() };
-        self.audited(actor, "datacenter.remove", &target, None, result).await
+        let target = if force {
+            format!("{name} (forced)")
+        } else {
+            name.to_string()
+        };
+        self.audited(actor, "datacenter.remove", &target, None, result)
+            .await
     }
 
     /// Registers (or refreshes) the datacenter running inside this process
     /// and lets every team use it: zero-config means it just works.
     pub async fn register_embedded(&self, name: &str, url: &str, token: &str) -> Result<()> {
         let sealed = self.secrets.seal(token);
-        let updated = sqlx::query("UPDATE datacenters SET url = $1, token_sealed = $2, embedded = 1 WHERE name = $3")
-            .bind(url)
-            .bind(&sealed)
-            .bind(name)
-            .execute(&self.db.pool)
-            .await?;
+        let updated = sqlx::query(
+            "UPDATE datacenters SET url = $1, token_sealed = $2, embedded = 1 WHERE name = $3",
+        )
+        .bind(url)
+        .bind(&sealed)
+        .bind(name)
+        .execute(&self.db.pool)
+        .await?;
         if updated.rows_affected() == 0 {
             sqlx::query(
                 "INSERT INTO datacenters (name, url, token_sealed, gateway, embedded, created_at) VALUES ($1, $2, $3, '', 1, $4)",
@@ -170,16 +213,22 @@ impl ConsoleService {
     }
 
     pub async fn datacenter(&self, name: &str) -> Result<Datacenter> {
-        let row: Option<Row> = sqlx::query_as(&format!("{COLS} WHERE name = $1")).bind(name).fetch_optional(&self.db.pool).await?;
-        row.map(to_dc).ok_or_else(|| Error::NotFound(format!("There is no datacenter “{name}”.")))
-    }
-
-    pub(crate) async fn datacenter_id(&self, name: &str) -> Result<(i64, bool)> {
-        let row: Option<(i64, i64)> = sqlx::query_as("SELECT id, embedded FROM datacenters WHERE name = $1")
+        let row: Option<Row> = sqlx::query_as(&format!("{COLS} WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.db.pool)
             .await?;
-        row.map(|(id, e)| (id, e != 0)).ok_or_else(|| Error::NotFound(format!("There is no datacenter “{name}”.")))
+        row.map(to_dc)
+            .ok_or_else(|| Error::NotFound(format!("There is no datacenter “{name}”.")))
+    }
+
+    pub(crate) async fn datacenter_id(&self, name: &str) -> Result<(i64, bool)> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT id, embedded FROM datacenters WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        row.map(|(id, e)| (id, e != 0))
+            .ok_or_else(|| Error::NotFound(format!("There is no datacenter “{name}”.")))
     }
 
     /// The API client of a datacenter, built once from its sealed token.
@@ -187,14 +236,19 @@ impl ConsoleService {
         if let Some(c) = self.clients.lock().unwrap().get(name) {
             return Ok(c.clone());
         }
-        let row: Option<(String, String)> = sqlx::query_as("SELECT url, token_sealed FROM datacenters WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        let (url, sealed) = row.ok_or_else(|| Error::NotFound(format!("There is no datacenter “{name}”.")))?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT url, token_sealed FROM datacenters WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let (url, sealed) =
+            row.ok_or_else(|| Error::NotFound(format!("There is no datacenter “{name}”.")))?;
         let token = self.secrets.open(&sealed).map_err(Error::internal)?;
         let client = DatacenterClient::new(&url, &token, Duration::from_secs(10));
-        self.clients.lock().unwrap().insert(name.to_string(), client.clone());
+        self.clients
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), client.clone());
         Ok(client)
     }
 
@@ -227,7 +281,8 @@ impl ConsoleService {
             Ok(())
         }
         .await;
-        self.audited(actor, "datacenter.open", dc, team.as_ref().ok(), result).await
+        self.audited(actor, "datacenter.open", dc, team.as_ref().ok(), result)
+            .await
     }
 
     /// Whether `team_id` may place components in datacenter `name`.
@@ -239,25 +294,40 @@ impl ConsoleService {
         .bind(name)
         .fetch_optional(&self.db.pool)
         .await?;
-        row.map(|r| r.0).ok_or_else(|| Error::Invalid(format!("This team may not use the datacenter “{name}”; a platform admin can open it.")))
+        row.map(|r| r.0).ok_or_else(|| {
+            Error::Invalid(format!(
+                "This team may not use the datacenter “{name}”; a platform admin can open it."
+            ))
+        })
     }
 
     /// Polls every datacenter once; runs on a timer.
     pub async fn poll_datacenters(&self) {
-        let names: Vec<(String,)> = match sqlx::query_as("SELECT name FROM datacenters").fetch_all(&self.db.pool).await {
+        let names: Vec<(String,)> = match sqlx::query_as("SELECT name FROM datacenters")
+            .fetch_all(&self.db.pool)
+            .await
+        {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list datacenters to poll");
                 return;
             }
         };
-        let polls = names.into_iter().map(|(n,)| async move { self.poll_one(&n).await });
+        let polls = names
+            .into_iter()
+            .map(|(n,)| async move { self.poll_one(&n).await });
         futures_util::future::join_all(polls).await;
     }
 
     async fn poll_one(&self, name: &str) {
-        let Ok(client) = self.client(name).await else { return };
-        let client = DatacenterClient::new(client.base_url(), &client_token(self, name).await.unwrap_or_default(), POLL_TIMEOUT);
+        let Ok(client) = self.client(name).await else {
+            return;
+        };
+        let client = DatacenterClient::new(
+            client.base_url(),
+            &client_token(self, name).await.unwrap_or_default(),
+            POLL_TIMEOUT,
+        );
         let started = Instant::now();
         let res = client.info().await;
         let elapsed = started.elapsed();
@@ -267,7 +337,10 @@ impl ConsoleService {
                 let (state, reason) = if info.queue_depth < 0 {
                     ("degraded", "its task queue is unavailable".to_string())
                 } else if elapsed > SLOW {
-                    ("degraded", format!("slow: answered in {} ms", elapsed.as_millis()))
+                    (
+                        "degraded",
+                        format!("slow: answered in {} ms", elapsed.as_millis()),
+                    )
                 } else {
                     ("online", format!("answered in {} ms", elapsed.as_millis()))
                 };
@@ -294,7 +367,11 @@ impl ConsoleService {
                     *n += 1;
                     *n
                 };
-                let state = if failures >= OFFLINE_AFTER { "offline" } else { "degraded" };
+                let state = if failures >= OFFLINE_AFTER {
+                    "offline"
+                } else {
+                    "degraded"
+                };
                 sqlx::query("UPDATE datacenters SET state = $1, state_reason = $2 WHERE name = $3")
                     .bind(state)
                     .bind(e.to_string())
@@ -311,6 +388,9 @@ impl ConsoleService {
 
 async fn client_token(svc: &ConsoleService, name: &str) -> Result<String> {
     let (sealed,): (String,) =
-        sqlx::query_as("SELECT token_sealed FROM datacenters WHERE name = $1").bind(name).fetch_one(&svc.db.pool).await?;
+        sqlx::query_as("SELECT token_sealed FROM datacenters WHERE name = $1")
+            .bind(name)
+            .fetch_one(&svc.db.pool)
+            .await?;
     svc.secrets.open(&sealed).map_err(Error::internal)
 }

@@ -14,7 +14,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { per_user: 5, per_address: 30, window: Duration::from_secs(300) }
+        Limits {
+            per_user: 5,
+            per_address: 30,
+            window: Duration::from_secs(300),
+        }
     }
 }
 
@@ -35,7 +39,10 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(limits: Limits) -> Self {
-        LoginLimiter { limits, windows: Mutex::default() }
+        LoginLimiter {
+            limits,
+            windows: Mutex::default(),
+        }
     }
 
     /// `Some(seconds)` to wait when either key is locked out.
@@ -61,9 +68,15 @@ impl LoginLimiter {
             windows.retain(|_, w| w.started + window > now);
         }
         for key in [user_key(user), format!("a:{address}")] {
-            let w = windows.entry(key).or_insert(Window { started: now, failures: 0 });
+            let w = windows.entry(key).or_insert(Window {
+                started: now,
+                failures: 0,
+            });
             if w.started + self.limits.window <= now {
-                *w = Window { started: now, failures: 0 };
+                *w = Window {
+                    started: now,
+                    failures: 0,
+                };
             }
             w.failures += 1;
         }
@@ -86,7 +99,11 @@ mod tests {
 
     #[test]
     fn locks_a_user_after_the_limit_and_reports_the_wait() {
-        let l = LoginLimiter::new(Limits { per_user: 3, per_address: 100, window: Duration::from_secs(60) });
+        let l = LoginLimiter::new(Limits {
+            per_user: 3,
+            per_address: 100,
+            window: Duration::from_secs(60),
+        });
         for _ in 0..3 {
             assert_eq!(l.check("bob", "1.2.3.4"), None);
             l.record_failure("bob", "1.2.3.4");
@@ -98,7 +115,11 @@ mod tests {
 
     #[test]
     fn locks_an_address_spraying_many_users() {
-        let l = LoginLimiter::new(Limits { per_user: 100, per_address: 4, window: Duration::from_secs(60) });
+        let l = LoginLimiter::new(Limits {
+            per_user: 100,
+            per_address: 4,
+            window: Duration::from_secs(60),
+        });
         for i in 0..4 {
             l.record_failure(&format!("user{i}"), "9.9.9.9");
         }
@@ -108,7 +129,11 @@ mod tests {
 
     #[test]
     fn the_window_expires() {
-        let l = LoginLimiter::new(Limits { per_user: 1, per_address: 100, window: Duration::from_millis(30) });
+        let l = LoginLimiter::new(Limits {
+            per_user: 1,
+            per_address: 100,
+            window: Duration::from_millis(30),
+        });
         l.record_failure("bob", "a");
         assert!(l.check("bob", "a").is_some());
         std::thread::sleep(Duration::from_millis(40));

@@ -49,7 +49,8 @@ pub struct ConsoleService {
     pub limiter: LoginLimiter,
     /// Seals datacenter tokens at rest.
     pub secrets: datacenter::crypto::SecretBox,
-    pub clients: std::sync::Mutex<std::collections::HashMap<String, datacenter::client::DatacenterClient>>,
+    pub clients:
+        std::sync::Mutex<std::collections::HashMap<String, datacenter::client::DatacenterClient>>,
     pub poll_failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
@@ -76,7 +77,10 @@ impl ConsoleService {
                 .ok_or(Error::Unauthorized)?;
             return self.actor_from_token(token).await;
         }
-        let session = parts.extensions.get::<Session>().ok_or(Error::Unauthorized)?;
+        let session = parts
+            .extensions
+            .get::<Session>()
+            .ok_or(Error::Unauthorized)?;
         let user_id: Option<i64> = session.get(USER_ID_KEY).await.map_err(Error::internal)?;
         let user_id = user_id.ok_or(Error::Unauthorized)?;
         let row: Option<(String, i64, i64)> =
@@ -98,12 +102,21 @@ impl ConsoleService {
 
     /// The single authorisation gate. `team` is the team the action targets,
     /// if any. Refused mutations are written to the audit log.
-    pub async fn authorize(&self, actor: &Actor, action: Action, team: Option<&TeamRef>) -> Result<()> {
+    pub async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        team: Option<&TeamRef>,
+    ) -> Result<()> {
         let team_role = match team {
             Some(t) => self.role_in(actor.user_id, t.id).await?,
             None => None,
         };
-        let subject = Subject { is_platform_admin: actor.is_admin, scope: actor.scope, team_role };
+        let subject = Subject {
+            is_platform_admin: actor.is_admin,
+            scope: actor.scope,
+            team_role,
+        };
         match decide(subject, action) {
             Decision::Allow => Ok(()),
             Decision::Deny => {
@@ -119,20 +132,23 @@ impl ConsoleService {
     }
 
     pub async fn role_in(&self, user_id: i64, team_id: i64) -> Result<Option<Role>> {
-        let role: Option<(String,)> = sqlx::query_as("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
-            .bind(team_id)
-            .bind(user_id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let role: Option<(String,)> =
+            sqlx::query_as("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
+                .bind(team_id)
+                .bind(user_id)
+                .fetch_optional(&self.db.pool)
+                .await?;
         Ok(role.and_then(|(r,)| Role::parse(&r)))
     }
 
     pub async fn find_team(&self, name: &str) -> Result<TeamRef> {
-        let row: Option<(i64, String)> = sqlx::query_as("SELECT id, name FROM teams WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.map(|(id, name)| TeamRef { id, name }).ok_or_else(|| team_not_found(name))
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM teams WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        row.map(|(id, name)| TeamRef { id, name })
+            .ok_or_else(|| team_not_found(name))
     }
 
     /// Removes expired sessions and old audit records; runs periodically.

@@ -2,7 +2,9 @@
 //! slow, so it runs on the blocking pool instead of an async worker thread.
 
 use crate::error::{Error, Result};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -15,10 +17,14 @@ pub const MAX_PASSWORD: usize = 256;
 pub fn validate_new_password(password: &str) -> Result<()> {
     let n = password.chars().count();
     if n < MIN_PASSWORD {
-        return Err(Error::Invalid(format!("The password needs at least {MIN_PASSWORD} characters.")));
+        return Err(Error::Invalid(format!(
+            "The password needs at least {MIN_PASSWORD} characters."
+        )));
     }
     if password.len() > MAX_PASSWORD {
-        return Err(Error::Invalid(format!("The password may have at most {MAX_PASSWORD} bytes.")));
+        return Err(Error::Invalid(format!(
+            "The password may have at most {MAX_PASSWORD} bytes."
+        )));
     }
     Ok(())
 }
@@ -42,7 +48,9 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
         let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
         let parsed = PasswordHash::new(&stored).map_err(Error::internal)?;
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && password.len() <= MAX_PASSWORD)
     })
     .await
@@ -53,7 +61,10 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(b"not a real password", &salt).expect("argon2").to_string()
+        Argon2::default()
+            .hash_password(b"not a real password", &salt)
+            .expect("argon2")
+            .to_string()
     })
 }
 
@@ -61,7 +72,9 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456
 
 pub fn random_string(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// A new API token: `cpt_` and 40 random characters (~230 bits).
@@ -85,7 +98,9 @@ mod tests {
         let b = hash("correct horse".into()).await.unwrap();
         assert_ne!(a, b);
         assert!(a.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), Some(a.clone())).await.unwrap());
+        assert!(verify("correct horse".into(), Some(a.clone()))
+            .await
+            .unwrap());
         assert!(!verify("wrong horse".into(), Some(a)).await.unwrap());
         assert!(!verify("anything".into(), None).await.unwrap());
     }

@@ -2,7 +2,7 @@
 //! authenticate the request, then call the same service methods the REST API
 //! uses.
 
-use super::{ConsoleService, Actor};
+use super::{Actor, ConsoleService};
 use crate::error::{Error, Result};
 use app::error::AppError;
 use app::model::*;
@@ -23,7 +23,10 @@ pub fn client_address(parts: &Parts) -> String {
 }
 
 pub fn session_of(parts: &Parts) -> Result<&Session> {
-    parts.extensions.get::<Session>().ok_or_else(|| Error::internal("session layer missing"))
+    parts
+        .extensions
+        .get::<Session>()
+        .ok_or_else(|| Error::internal("session layer missing"))
 }
 
 /// Newtype so the port can be implemented on a shared service.
@@ -44,7 +47,10 @@ impl Console for ConsolePort {
     }
 
     async fn login(&self, req: &Parts, creds: Credentials) -> Result<Me, AppError> {
-        Ok(self.0.login(session_of(req)?, &client_address(req), creds).await?)
+        Ok(self
+            .0
+            .login(session_of(req)?, &client_address(req), creds)
+            .await?)
     }
 
     async fn logout(&self, req: &Parts) -> Result<(), AppError> {
@@ -54,7 +60,10 @@ impl Console for ConsolePort {
 
     async fn change_password(&self, req: &Parts, change: PasswordChange) -> Result<(), AppError> {
         let actor = self.actor(req).await?;
-        Ok(self.0.change_password(&actor, req.extensions.get::<Session>(), change).await?)
+        Ok(self
+            .0
+            .change_password(&actor, req.extensions.get::<Session>(), change)
+            .await?)
     }
 
     async fn list_users(&self, req: &Parts) -> Result<Vec<User>, AppError> {
@@ -67,7 +76,12 @@ impl Console for ConsolePort {
         Ok(self.0.create_user(&actor, user).await?)
     }
 
-    async fn update_user(&self, req: &Parts, id: i64, update: UserUpdate) -> Result<User, AppError> {
+    async fn update_user(
+        &self,
+        req: &Parts,
+        id: i64,
+        update: UserUpdate,
+    ) -> Result<User, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.update_user(&actor, id, update).await?)
     }
@@ -92,14 +106,28 @@ impl Console for ConsolePort {
         Ok(self.0.delete_team(&actor, team).await?)
     }
 
-    async fn add_member(&self, req: &Parts, team: &str, member: NewMember) -> Result<Member, AppError> {
+    async fn add_member(
+        &self,
+        req: &Parts,
+        team: &str,
+        member: NewMember,
+    ) -> Result<Member, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.add_member(&actor, team, member).await?)
     }
 
-    async fn change_member_role(&self, req: &Parts, team: &str, username: &str, role: Role) -> Result<Member, AppError> {
+    async fn change_member_role(
+        &self,
+        req: &Parts,
+        team: &str,
+        username: &str,
+        role: Role,
+    ) -> Result<Member, AppError> {
         let actor = self.actor(req).await?;
-        Ok(self.0.change_member_role(&actor, team, username, role).await?)
+        Ok(self
+            .0
+            .change_member_role(&actor, team, username, role)
+            .await?)
     }
 
     async fn remove_member(&self, req: &Parts, team: &str, username: &str) -> Result<(), AppError> {
@@ -132,12 +160,21 @@ impl Console for ConsolePort {
         Ok(self.0.list_datacenters(&actor).await?)
     }
 
-    async fn add_datacenter(&self, req: &Parts, new: NewDatacenter) -> Result<Datacenter, AppError> {
+    async fn add_datacenter(
+        &self,
+        req: &Parts,
+        new: NewDatacenter,
+    ) -> Result<Datacenter, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.add_datacenter(&actor, new).await?)
     }
 
-    async fn remove_datacenter(&self, req: &Parts, name: &str, force: bool) -> Result<(), AppError> {
+    async fn remove_datacenter(
+        &self,
+        req: &Parts,
+        name: &str,
+        force: bool,
+    ) -> Result<(), AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.remove_datacenter(&actor, name, force).await?)
     }
@@ -147,7 +184,12 @@ impl Console for ConsolePort {
         Ok(self.0.team_datacenters(&actor, team).await?)
     }
 
-    async fn open_datacenter(&self, req: &Parts, team: &str, datacenter: &str) -> Result<(), AppError> {
+    async fn open_datacenter(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+    ) -> Result<(), AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.open_datacenter(&actor, team, datacenter).await?)
     }
@@ -167,37 +209,82 @@ impl Console for ConsolePort {
         Ok(self.0.app_detail(&actor, team, app).await?)
     }
 
-    async fn create_component(&self, req: &Parts, team: &str, app: &str, new: NewComponent) -> Result<EventRef, AppError> {
+    async fn create_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        new: NewComponent,
+    ) -> Result<EventRef, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.create_component(&actor, team, app, new).await?)
     }
 
-    async fn act_on_component(&self, req: &Parts, team: &str, app: &str, name: &str, action: ComponentAction) -> Result<EventRef, AppError> {
+    async fn act_on_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+        action: ComponentAction,
+    ) -> Result<EventRef, AppError> {
         let actor = self.actor(req).await?;
-        Ok(self.0.act_on_component(&actor, team, app, name, action).await?)
+        Ok(self
+            .0
+            .act_on_component(&actor, team, app, name, action)
+            .await?)
     }
 
-    async fn delete_component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<EventRef, AppError> {
+    async fn delete_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<EventRef, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.delete_component(&actor, team, app, name).await?)
     }
 
-    async fn team_events(&self, req: &Parts, team: &str, app: Option<String>) -> Result<Vec<PlacedEvent>, AppError> {
+    async fn team_events(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: Option<String>,
+    ) -> Result<Vec<PlacedEvent>, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.team_events(&actor, team, app, None).await?)
     }
 
-    async fn team_event(&self, req: &Parts, team: &str, datacenter: &str, id: &str) -> Result<datacenter::api::EventWithLines, AppError> {
+    async fn team_event(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        id: &str,
+    ) -> Result<datacenter::api::EventWithLines, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.team_event(&actor, team, datacenter, id).await?)
     }
 
-    async fn component(&self, req: &Parts, team: &str, app: &str, name: &str) -> Result<PlacedComponent, AppError> {
+    async fn component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<PlacedComponent, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.component(&actor, team, app, name).await?)
     }
 
-    async fn update_component(&self, req: &Parts, team: &str, app: &str, spec: datacenter::api::ComponentSpec) -> Result<EventRef, AppError> {
+    async fn update_component(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        spec: datacenter::api::ComponentSpec,
+    ) -> Result<EventRef, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.update_component(&actor, team, app, spec).await?)
     }

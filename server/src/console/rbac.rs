@@ -119,9 +119,7 @@ pub fn decide(subject: Subject, action: Action) -> Decision {
         | Action::UpdateUser
         | Action::ViewPlatformAudit
         | Action::ManageDatacenters
-        | Action::OpenDatacenter => {
-            Decision::Deny
-        }
+        | Action::OpenDatacenter => Decision::Deny,
         Action::CreateTeam
         | Action::ChangeOwnPassword
         | Action::ListOwnTokens
@@ -140,7 +138,11 @@ mod tests {
     use super::*;
 
     fn member(role: Option<Role>) -> Subject {
-        Subject { is_platform_admin: false, scope: TokenScope::Full, team_role: role }
+        Subject {
+            is_platform_admin: false,
+            scope: TokenScope::Full,
+            team_role: role,
+        }
     }
 
     #[test]
@@ -173,19 +175,34 @@ mod tests {
 
     #[test]
     fn platform_actions_need_a_platform_admin() {
-        assert_eq!(decide(member(Some(Role::Owner)), Action::CreateUser), Decision::Deny);
+        assert_eq!(
+            decide(member(Some(Role::Owner)), Action::CreateUser),
+            Decision::Deny
+        );
         assert_eq!(decide(member(None), Action::CreateTeam), Decision::Allow);
-        let admin = Subject { is_platform_admin: true, scope: TokenScope::Full, team_role: None };
+        let admin = Subject {
+            is_platform_admin: true,
+            scope: TokenScope::Full,
+            team_role: None,
+        };
         assert_eq!(decide(admin, Action::CreateUser), Decision::Allow);
         assert_eq!(decide(admin, Action::DeleteTeam), Decision::Allow);
     }
 
     #[test]
     fn read_only_tokens_never_mutate_even_for_admins() {
-        let admin_ro = Subject { is_platform_admin: true, scope: TokenScope::ReadOnly, team_role: None };
+        let admin_ro = Subject {
+            is_platform_admin: true,
+            scope: TokenScope::ReadOnly,
+            team_role: None,
+        };
         assert_eq!(decide(admin_ro, Action::CreateUser), Decision::Deny);
         assert_eq!(decide(admin_ro, Action::ListUsers), Decision::Allow);
-        let owner_ro = Subject { is_platform_admin: false, scope: TokenScope::ReadOnly, team_role: Some(Role::Owner) };
+        let owner_ro = Subject {
+            is_platform_admin: false,
+            scope: TokenScope::ReadOnly,
+            team_role: Some(Role::Owner),
+        };
         assert_eq!(decide(owner_ro, Action::DeleteTeam), Decision::Deny);
         assert_eq!(decide(owner_ro, Action::ViewTeam), Decision::Allow);
     }

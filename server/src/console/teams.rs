@@ -9,7 +9,14 @@ use app::model::{Member, NewMember, NewTeam, Role, Team, TeamDetail};
 type TeamRow = (i64, String, String, i64, i64, Option<String>);
 
 fn to_team((id, name, display_name, created_at, member_count, my_role): TeamRow) -> Team {
-    Team { id, name, display_name, created_at, member_count, my_role: my_role.as_deref().and_then(Role::parse) }
+    Team {
+        id,
+        name,
+        display_name,
+        created_at,
+        member_count,
+        my_role: my_role.as_deref().and_then(Role::parse),
+    }
 }
 
 const TEAM_COLS: &str = "SELECT t.id, t.name, t.display_name, t.created_at, \
@@ -70,8 +77,12 @@ impl ConsoleService {
             self.team_view(actor, id).await
         }
         .await;
-        let team = result.as_ref().ok().map(|t| TeamRef { id: t.id, name: t.name.clone() });
-        self.audited(actor, "team.create", &name, team.as_ref(), result).await
+        let team = result.as_ref().ok().map(|t| TeamRef {
+            id: t.id,
+            name: t.name.clone(),
+        });
+        self.audited(actor, "team.create", &name, team.as_ref(), result)
+            .await
     }
 
     async fn team_view(&self, actor: &Actor, id: i64) -> Result<Team> {
@@ -87,9 +98,20 @@ impl ConsoleService {
         let team = self.find_team(name).await?;
         self.authorize(actor, Action::ViewTeam, Some(&team)).await?;
         let members = self.members(team.id).await?;
-        let can_manage_members = self.authorize(actor, Action::ManageMembers, Some(&team)).await.is_ok();
-        let can_delete = self.authorize(actor, Action::DeleteTeam, Some(&team)).await.is_ok();
-        Ok(TeamDetail { team: self.team_view(actor, team.id).await?, members, can_manage_members, can_delete })
+        let can_manage_members = self
+            .authorize(actor, Action::ManageMembers, Some(&team))
+            .await
+            .is_ok();
+        let can_delete = self
+            .authorize(actor, Action::DeleteTeam, Some(&team))
+            .await
+            .is_ok();
+        Ok(TeamDetail {
+            team: self.team_view(actor, team.id).await?,
+            members,
+            can_manage_members,
+            can_delete,
+        })
     }
 
     pub async fn members(&self, team_id: i64) -> Result<Vec<Member>> {
@@ -103,7 +125,12 @@ impl ConsoleService {
         Ok(rows
             .into_iter()
             .filter_map(|(user_id, username, role, added_at)| {
-                Role::parse(&role).map(|role| Member { user_id, username, role, added_at })
+                Role::parse(&role).map(|role| Member {
+                    user_id,
+                    username,
+                    role,
+                    added_at,
+                })
             })
             .collect())
     }
@@ -118,16 +145,29 @@ impl ConsoleService {
         let team = self.find_team(name).await;
         let result = async {
             let team = team.as_ref().map_err(|_| team_not_found(name))?;
-            self.authorize(actor, Action::DeleteTeam, Some(team)).await?;
-            sqlx::query("DELETE FROM team_members WHERE team_id = $1").bind(team.id).execute(&self.db.pool).await?;
-            sqlx::query("DELETE FROM teams WHERE id = $1").bind(team.id).execute(&self.db.pool).await?;
+            self.authorize(actor, Action::DeleteTeam, Some(team))
+                .await?;
+            sqlx::query("DELETE FROM team_members WHERE team_id = $1")
+                .bind(team.id)
+                .execute(&self.db.pool)
+                .await?;
+            sqlx::query("DELETE FROM teams WHERE id = $1")
+                .bind(team.id)
+                .execute(&self.db.pool)
+                .await?;
             Ok(())
         }
         .await;
-        self.audited(actor, "team.delete", name, team.as_ref().ok(), result).await
+        self.audited(actor, "team.delete", name, team.as_ref().ok(), result)
+            .await
     }
 
-    pub async fn add_member(&self, actor: &Actor, team_name: &str, new: NewMember) -> Result<Member> {
+    pub async fn add_member(
+        &self,
+        actor: &Actor,
+        team_name: &str,
+        new: NewMember,
+    ) -> Result<Member> {
         let team = self.find_team(team_name).await;
         let target = format!("{} as {}", new.username, new.role);
         let result = async {
@@ -150,19 +190,31 @@ impl ConsoleService {
             self.member(team.id, user_id).await
         }
         .await;
-        self.audited(actor, "member.add", &target, team.as_ref().ok(), result).await
+        self.audited(actor, "member.add", &target, team.as_ref().ok(), result)
+            .await
     }
 
-    pub async fn change_member_role(&self, actor: &Actor, team_name: &str, username: &str, role: Role) -> Result<Member> {
+    pub async fn change_member_role(
+        &self,
+        actor: &Actor,
+        team_name: &str,
+        username: &str,
+        role: Role,
+    ) -> Result<Member> {
         let team = self.find_team(team_name).await;
         let target = format!("{username} to {role}");
         let result = async {
             let team = team.as_ref().map_err(|_| team_not_found(team_name))?;
-            self.authorize(actor, Action::ManageMembers, Some(team)).await?;
+            self.authorize(actor, Action::ManageMembers, Some(team))
+                .await?;
             let user_id = self.user_id_by_name(username).await?;
-            let current = self.role_in(user_id, team.id).await?.ok_or_else(|| not_member(username))?;
+            let current = self
+                .role_in(user_id, team.id)
+                .await?
+                .ok_or_else(|| not_member(username))?;
             if current == Role::Owner || role == Role::Owner {
-                self.authorize(actor, Action::ManageOwners, Some(team)).await?;
+                self.authorize(actor, Action::ManageOwners, Some(team))
+                    .await?;
             }
             if current == Role::Owner && role != Role::Owner {
                 self.keep_an_owner(team.id).await?;
@@ -176,18 +228,29 @@ impl ConsoleService {
             self.member(team.id, user_id).await
         }
         .await;
-        self.audited(actor, "member.role", &target, team.as_ref().ok(), result).await
+        self.audited(actor, "member.role", &target, team.as_ref().ok(), result)
+            .await
     }
 
-    pub async fn remove_member(&self, actor: &Actor, team_name: &str, username: &str) -> Result<()> {
+    pub async fn remove_member(
+        &self,
+        actor: &Actor,
+        team_name: &str,
+        username: &str,
+    ) -> Result<()> {
         let team = self.find_team(team_name).await;
         let result = async {
             let team = team.as_ref().map_err(|_| team_not_found(team_name))?;
-            self.authorize(actor, Action::ManageMembers, Some(team)).await?;
+            self.authorize(actor, Action::ManageMembers, Some(team))
+                .await?;
             let user_id = self.user_id_by_name(username).await?;
-            let current = self.role_in(user_id, team.id).await?.ok_or_else(|| not_member(username))?;
+            let current = self
+                .role_in(user_id, team.id)
+                .await?
+                .ok_or_else(|| not_member(username))?;
             if current == Role::Owner {
-                self.authorize(actor, Action::ManageOwners, Some(team)).await?;
+                self.authorize(actor, Action::ManageOwners, Some(team))
+                    .await?;
                 self.keep_an_owner(team.id).await?;
             }
             sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
@@ -198,7 +261,8 @@ impl ConsoleService {
             Ok(())
         }
         .await;
-        self.audited(actor, "member.remove", username, team.as_ref().ok(), result).await
+        self.audited(actor, "member.remove", username, team.as_ref().ok(), result)
+            .await
     }
 
     async fn member(&self, team_id: i64, user_id: i64) -> Result<Member> {
@@ -210,12 +274,16 @@ impl ConsoleService {
     }
 
     async fn keep_an_owner(&self, team_id: i64) -> Result<()> {
-        let (owners,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner'")
-            .bind(team_id)
-            .fetch_one(&self.db.pool)
-            .await?;
+        let (owners,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND role = 'owner'",
+        )
+        .bind(team_id)
+        .fetch_one(&self.db.pool)
+        .await?;
         if owners <= 1 {
-            return Err(Error::Conflict("A team needs at least one owner; make someone else owner first.".into()));
+            return Err(Error::Conflict(
+                "A team needs at least one owner; make someone else owner first.".into(),
+            ));
         }
         Ok(())
     }

@@ -23,14 +23,16 @@ impl ConsoleService {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, prefix, scope, created_at, last_used_at)| ApiToken {
-                id,
-                name,
-                prefix,
-                scope: TokenScope::parse(&scope).unwrap_or(TokenScope::ReadOnly),
-                created_at,
-                last_used_at,
-            })
+            .map(
+                |(id, name, prefix, scope, created_at, last_used_at)| ApiToken {
+                    id,
+                    name,
+                    prefix,
+                    scope: TokenScope::parse(&scope).unwrap_or(TokenScope::ReadOnly),
+                    created_at,
+                    last_used_at,
+                },
+            )
             .collect())
     }
 
@@ -39,13 +41,16 @@ impl ConsoleService {
         let result = async {
             self.authorize(actor, Action::CreateOwnToken, None).await?;
             let name = validate::label("token name", &new.name, 64)?;
-            let (count,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(actor.user_id)
-                    .fetch_one(&self.db.pool)
-                    .await?;
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(actor.user_id)
+            .fetch_one(&self.db.pool)
+            .await?;
             if count >= MAX_TOKENS_PER_USER {
-                return Err(Error::Conflict(format!("You have {count} tokens; revoke some first.")));
+                return Err(Error::Conflict(format!(
+                    "You have {count} tokens; revoke some first."
+                )));
             }
             let token = passwords::new_token();
             let (id,): (i64,) = sqlx::query_as(
@@ -60,10 +65,16 @@ impl ConsoleService {
             .bind(now_ms())
             .fetch_one(&self.db.pool)
             .await?;
-            Ok(CreatedToken { id, name, scope: new.scope, token })
+            Ok(CreatedToken {
+                id,
+                name,
+                scope: new.scope,
+                token,
+            })
         }
         .await;
-        self.audited(actor, "token.create", &target, None, result).await
+        self.audited(actor, "token.create", &target, None, result)
+            .await
     }
 
     pub async fn revoke_token(&self, actor: &Actor, id: i64) -> Result<()> {
@@ -81,7 +92,8 @@ impl ConsoleService {
             Ok(())
         }
         .await;
-        self.audited(actor, "token.revoke", &format!("#{id}"), None, result).await
+        self.audited(actor, "token.revoke", &format!("#{id}"), None, result)
+            .await
     }
 
     pub async fn actor_from_token(&self, token: &str) -> Result<Actor> {

@@ -10,13 +10,21 @@ type UserRow = (i64, String, i64, i64, i64);
 const USER_COLS: &str = "SELECT id, username, is_admin, disabled, created_at FROM users";
 
 fn to_user((id, username, is_admin, disabled, created_at): UserRow) -> User {
-    User { id, username, is_admin: is_admin != 0, disabled: disabled != 0, created_at }
+    User {
+        id,
+        username,
+        is_admin: is_admin != 0,
+        disabled: disabled != 0,
+        created_at,
+    }
 }
 
 impl ConsoleService {
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<User>> {
         self.authorize(actor, Action::ListUsers, None).await?;
-        let rows: Vec<UserRow> = sqlx::query_as(&format!("{USER_COLS} ORDER BY username")).fetch_all(&self.db.pool).await?;
+        let rows: Vec<UserRow> = sqlx::query_as(&format!("{USER_COLS} ORDER BY username"))
+            .fetch_all(&self.db.pool)
+            .await?;
         Ok(rows.into_iter().map(to_user).collect())
     }
 
@@ -26,14 +34,21 @@ impl ConsoleService {
             self.authorize(actor, Action::CreateUser, None).await?;
             validate::username(&username)?;
             passwords::validate_new_password(&new.password)?;
-            self.insert_user(&username, new.password, new.is_admin).await
+            self.insert_user(&username, new.password, new.is_admin)
+                .await
         }
         .await;
-        self.audited(actor, "user.create", &username, None, result).await
+        self.audited(actor, "user.create", &username, None, result)
+            .await
     }
 
     /// Inserts a user without an actor; also used to create the first admin.
-    pub async fn insert_user(&self, username: &str, password: String, is_admin: bool) -> Result<User> {
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        password: String,
+        is_admin: bool,
+    ) -> Result<User> {
         let hash = passwords::hash(password).await?;
         let row: UserRow = sqlx::query_as(
             "INSERT INTO users (username, password_hash, is_admin, disabled, created_at) VALUES ($1, $2, $3, 0, $4) \
@@ -56,7 +71,11 @@ impl ConsoleService {
     }
 
     pub async fn update_user(&self, actor: &Actor, id: i64, update: UserUpdate) -> Result<User> {
-        let target = self.user_by_id(id).await.map(|u| u.username).unwrap_or_else(|_| format!("#{id}"));
+        let target = self
+            .user_by_id(id)
+            .await
+            .map(|u| u.username)
+            .unwrap_or_else(|_| format!("#{id}"));
         let result = async {
             self.authorize(actor, Action::UpdateUser, None).await?;
             let user = self.user_by_id(id).await?;
@@ -91,12 +110,17 @@ impl ConsoleService {
             self.user_by_id(id).await
         }
         .await;
-        self.audited(actor, "user.update", &target, None, result).await
+        self.audited(actor, "user.update", &target, None, result)
+            .await
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<User> {
-        let row: Option<UserRow> = sqlx::query_as(&format!("{USER_COLS} WHERE id = $1")).bind(id).fetch_optional(&self.db.pool).await?;
-        row.map(to_user).ok_or_else(|| Error::NotFound(format!("There is no user #{id}.")))
+        let row: Option<UserRow> = sqlx::query_as(&format!("{USER_COLS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.map(to_user)
+            .ok_or_else(|| Error::NotFound(format!("There is no user #{id}.")))
     }
 
     pub async fn user_id_by_name(&self, username: &str) -> Result<i64> {
@@ -104,20 +128,24 @@ impl ConsoleService {
             .bind(username.trim().to_lowercase())
             .fetch_optional(&self.db.pool)
             .await?;
-        row.map(|r| r.0).ok_or_else(|| Error::NotFound(format!("There is no user named “{username}”.")))
+        row.map(|r| r.0)
+            .ok_or_else(|| Error::NotFound(format!("There is no user named “{username}”.")))
     }
 
     async fn active_admins(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0")
-            .fetch_one(&self.db.pool)
-            .await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0")
+                .fetch_one(&self.db.pool)
+                .await?;
         Ok(n)
     }
 
     /// Creates the platform admin `admin` when the console has no users yet.
     /// Returns the password when one was generated, to be shown once.
     pub async fn ensure_admin(&self, password: Option<String>) -> Result<Option<String>> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&self.db.pool).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.db.pool)
+            .await?;
         if n > 0 {
             return Ok(None);
         }

@@ -5,12 +5,15 @@ use crate::error::{Error, Result};
 /// A DNS-1123 label (the datacenter's rule: names end up in hostnames and
 /// Kubernetes object names).
 pub fn dns_label(what: &str, name: &str) -> Result<()> {
-    datacenter::validate::dns_label(&format!("The {what} name"), name).map_err(|m| Error::Invalid(format!("{m}.")))
+    datacenter::validate::dns_label(&format!("The {what} name"), name)
+        .map_err(|m| Error::Invalid(format!("{m}.")))
 }
 
 pub fn username(name: &str) -> Result<()> {
     let ok = (2..=32).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -29,10 +32,14 @@ pub fn label(what: &str, text: &str, max: usize) -> Result<String> {
         return Err(Error::Invalid(format!("The {what} may not be empty.")));
     }
     if text.chars().count() > max {
-        return Err(Error::Invalid(format!("The {what} may have at most {max} characters.")));
+        return Err(Error::Invalid(format!(
+            "The {what} may have at most {max} characters."
+        )));
     }
     if text.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!("The {what} may not contain control characters.")));
+        return Err(Error::Invalid(format!(
+            "The {what} may not contain control characters."
+        )));
     }
     Ok(text.to_string())
 }
@@ -50,7 +57,17 @@ mod tests {
         for good in ["a", "acme", "team-1", "0day", &"a".repeat(63)] {
             assert!(dns_label("team", good).is_ok(), "{good}");
         }
-        for bad in ["", "-a", "a-", "Acme", "a_b", "a.b", "ünï", &"a".repeat(64), "../x"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Acme",
+            "a_b",
+            "a.b",
+            "ünï",
+            &"a".repeat(64),
+            "../x",
+        ] {
             assert!(dns_label("team", bad).is_err(), "{bad}");
         }
     }

@@ -23,7 +23,11 @@ pub fn bundle_name() -> Option<String> {
 }
 
 pub async fn pkg(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    serve(&format!("pkg/{file}"), &headers, "public, max-age=31536000, immutable")
+    serve(
+        &format!("pkg/{file}"),
+        &headers,
+        "public, max-age=31536000, immutable",
+    )
 }
 
 pub async fn favicon(headers: HeaderMap) -> Response {
@@ -48,7 +52,11 @@ fn serve(path: &str, headers: &HeaderMap, cache: &'static str) -> Response {
     };
     let mut resp = (StatusCode::OK, file.data.into_owned()).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(mime.as_ref()).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime.as_ref())
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if gzipped {

@@ -5,10 +5,10 @@ use super::AppState;
 use crate::console::port::{client_address, session_of};
 use crate::error::Error;
 use app::model::Credentials;
+use axum::extract::FromRequest;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use axum::extract::FromRequest;
 
 #[derive(serde::Deserialize)]
 pub struct LoginForm {
@@ -20,18 +20,30 @@ pub struct LoginForm {
 
 pub async fn login(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(Form(form)) = Form::<LoginForm>::from_request(Request::from_parts(parts.clone(), body), &()).await else {
+    let Ok(Form(form)) =
+        Form::<LoginForm>::from_request(Request::from_parts(parts.clone(), body), &()).await
+    else {
         return Redirect::to("/login?error=invalid").into_response();
     };
     let session = match session_of(&parts) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let creds = Credentials { username: form.username, password: form.password };
-    match state.console.login(session, &client_address(&parts), creds).await {
+    let creds = Credentials {
+        username: form.username,
+        password: form.password,
+    };
+    match state
+        .console
+        .login(session, &client_address(&parts), creds)
+        .await
+    {
         Ok(_) => {
             // Only local paths, so the form cannot be used as an open redirect.
-            let next = form.next.filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/".into());
+            let next = form
+                .next
+                .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+                .unwrap_or_else(|| "/".into());
             Redirect::to(&next).into_response()
         }
         Err(Error::RateLimited { retry_after }) => {

@@ -15,7 +15,8 @@ use leptos::prelude::IntoView;
 pub async fn refuse_foreign_origin(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !req.headers().contains_key(header::AUTHORIZATION) && is_cross_site(&req) {
-        return crate::error::Error::Forbidden("Cross-site request refused.".into()).into_response();
+        return crate::error::Error::Forbidden("Cross-site request refused.".into())
+            .into_response();
     }
     next.run(req).await
 }
@@ -24,11 +25,16 @@ fn is_cross_site(req: &Request) -> bool {
     let headers = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("null");
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
         let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
         return origin == "null" || authority.is_empty() || !authority.eq_ignore_ascii_case(host);
     }
-    headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site")
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v == "cross-site")
 }
 
 /// Console pages need a signed-in user; server functions answer for
@@ -49,7 +55,11 @@ pub async fn require_login(State(state): State<AppState>, req: Request, next: Ne
         return next.run(req).await;
     }
     if !signed_in {
-        let next_path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let next_path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let target = format!("/login?next={}", urlencode(next_path));
         return Redirect::to(&target).into_response();
     }
@@ -59,7 +69,9 @@ pub async fn require_login(State(state): State<AppState>, req: Request, next: Ne
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -69,13 +81,21 @@ fn urlencode(s: &str) -> String {
 pub fn not_found<IV: IntoView + 'static>(
     context: impl Fn() + Clone + Send + Sync + 'static,
     shell: impl Fn() -> IV + Clone + Send + Sync + 'static,
-) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> + Clone + Send + Sync + 'static {
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
     let render = leptos_axum::render_app_to_stream_with_context(context, shell);
     move |req: Request| {
         let render = render.clone();
         Box::pin(async move {
             if req.uri().path().starts_with("/api/") {
-                return crate::error::Error::NotFound(format!("No API route {}.", req.uri().path())).into_response();
+                return crate::error::Error::NotFound(format!(
+                    "No API route {}.",
+                    req.uri().path()
+                ))
+                .into_response();
             }
             let mut resp = render(req.map(Body::new)).await;
             *resp.status_mut() = StatusCode::NOT_FOUND;

@@ -56,14 +56,19 @@ pub fn router(state: AppState, opts: HttpOptions) -> Router {
     let pages = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, context.clone(), shell.clone())
         .fallback(guard::not_found(context, shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::require_login));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_login,
+        ));
 
     let sessions = SessionManagerLayer::new(state.console.sessions.clone())
         .with_name("cloudport_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(opts.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::try_from(opts.session_idle).unwrap_or(time::Duration::hours(12))));
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(opts.session_idle).unwrap_or(time::Duration::hours(12)),
+        ));
 
     Router::new()
         .merge(api)

@@ -34,7 +34,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 impl OptionalFromRequestParts<AppState> for Actor {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(state.console.authenticate(parts).await.ok())
     }
 }
@@ -42,7 +45,10 @@ impl OptionalFromRequestParts<AppState> for Actor {
 impl FromRequestParts<AppState> for Actor {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         state.console.authenticate(parts).await
     }
 }
@@ -93,10 +99,18 @@ struct ApiDoc;
 struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("cloudport_session"))));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("cloudport_session"))),
+        );
     }
 }
 
@@ -133,7 +147,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Ready when the console store answers.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Ready", body = String), (status = 503, description = "Store unavailable")))]
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match sqlx::query("SELECT 1").execute(&state.console.db.pool).await {
+    match sqlx::query("SELECT 1")
+        .execute(&state.console.db.pool)
+        .await
+    {
         Ok(_) => (StatusCode::OK, "ok"),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
@@ -144,18 +161,33 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
     responses((status = 200, body = Me, description = "Signed in; the response sets the session cookie"),
               (status = 401, body = ErrorBody), (status = 429, body = ErrorBody, description = "Too many failed attempts; see Retry-After")))]
-async fn login(State(state): State<AppState>, session: Session, ClientAddr(addr): ClientAddr, Body(creds): Body<Credentials>) -> ApiResult<Json<Me>> {
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    ClientAddr(addr): ClientAddr,
+    Body(creds): Body<Credentials>,
+) -> ApiResult<Json<Me>> {
     Ok(Json(state.console.login(&session, &addr, creds).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "Signed out")))]
-async fn logout(State(state): State<AppState>, session: Session, actor: Option<Actor>) -> ApiResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    actor: Option<Actor>,
+) -> ApiResult<StatusCode> {
     state.console.logout(&session, actor.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -167,10 +199,18 @@ async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Me>> 
 
 #[utoipa::path(put, path = "/api/v1/me/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204, description = "Changed; the caller's other sessions end"), (status = 422, body = ErrorBody)))]
-async fn change_password(State(state): State<AppState>, actor: Actor, session: Session, Body(change): Body<PasswordChange>) -> ApiResult<StatusCode> {
+async fn change_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    session: Session,
+    Body(change): Body<PasswordChange>,
+) -> ApiResult<StatusCode> {
     // A bearer-token call has no session of its own to keep.
     let session = actor.token_id.is_none().then_some(&session);
-    state.console.change_password(&actor, session, change).await?;
+    state
+        .console
+        .change_password(&actor, session, change)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,13 +221,25 @@ async fn list_users(State(state): State<AppState>, actor: Actor) -> ApiResult<Js
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_user(State(state): State<AppState>, actor: Actor, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<User>)> {
-    Ok((StatusCode::CREATED, Json(state.console.create_user(&actor, new).await?)))
+async fn create_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(new): Body<NewUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.console.create_user(&actor, new).await?),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserUpdate, params(("id" = i64, Path)),
     responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn update_user(State(state): State<AppState>, actor: Actor, Path(id): Path<i64>, Body(update): Body<UserUpdate>) -> ApiResult<Json<User>> {
+async fn update_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+    Body(update): Body<UserUpdate>,
+) -> ApiResult<Json<User>> {
     Ok(Json(state.console.update_user(&actor, id, update).await?))
 }
 
@@ -198,85 +250,157 @@ async fn list_teams(State(state): State<AppState>, actor: Actor) -> ApiResult<Js
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = NewTeam,
     responses((status = 201, body = Team), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_team(State(state): State<AppState>, actor: Actor, Body(new): Body<NewTeam>) -> ApiResult<(StatusCode, Json<Team>)> {
-    Ok((StatusCode::CREATED, Json(state.console.create_team(&actor, new).await?)))
+async fn create_team(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(new): Body<NewTeam>,
+) -> ApiResult<(StatusCode, Json<Team>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.console.create_team(&actor, new).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}", tag = "teams", params(("team" = String, Path)),
     responses((status = 200, body = TeamDetail), (status = 404, body = ErrorBody)))]
-async fn get_team(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<TeamDetail>> {
+async fn get_team(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+) -> ApiResult<Json<TeamDetail>> {
     Ok(Json(state.console.team_detail(&actor, &team).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}", tag = "teams", params(("team" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete_team(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_team(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+) -> ApiResult<StatusCode> {
     state.console.delete_team(&actor, &team).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/members", tag = "teams", params(("team" = String, Path)),
     responses((status = 200, body = Vec<Member>), (status = 404, body = ErrorBody)))]
-async fn list_members(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<Vec<Member>>> {
+async fn list_members(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<Member>>> {
     Ok(Json(state.console.team_members(&actor, &team).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/teams/{team}/members", tag = "teams", params(("team" = String, Path)), request_body = NewMember,
     responses((status = 201, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn add_member(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Body(new): Body<NewMember>) -> ApiResult<(StatusCode, Json<Member>)> {
-    Ok((StatusCode::CREATED, Json(state.console.add_member(&actor, &team, new).await?)))
+async fn add_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+    Body(new): Body<NewMember>,
+) -> ApiResult<(StatusCode, Json<Member>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.console.add_member(&actor, &team, new).await?),
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/teams/{team}/members/{username}", tag = "teams",
     params(("team" = String, Path), ("username" = String, Path)), request_body = RoleChange,
     responses((status = 200, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn change_member_role(State(state): State<AppState>, actor: Actor, Path((team, username)): Path<(String, String)>, Body(change): Body<RoleChange>) -> ApiResult<Json<Member>> {
-    Ok(Json(state.console.change_member_role(&actor, &team, &username, change.role).await?))
+async fn change_member_role(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, username)): Path<(String, String)>,
+    Body(change): Body<RoleChange>,
+) -> ApiResult<Json<Member>> {
+    Ok(Json(
+        state
+            .console
+            .change_member_role(&actor, &team, &username, change.role)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}/members/{username}", tag = "teams",
     params(("team" = String, Path), ("username" = String, Path)),
     responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn remove_member(State(state): State<AppState>, actor: Actor, Path((team, username)): Path<(String, String)>) -> ApiResult<StatusCode> {
-    state.console.remove_member(&actor, &team, &username).await?;
+async fn remove_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, username)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .console
+        .remove_member(&actor, &team, &username)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
-async fn list_tokens(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<ApiToken>>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.console.list_tokens(&actor).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken, description = "The token's secret, shown this once"), (status = 422, body = ErrorBody)))]
-async fn create_token(State(state): State<AppState>, actor: Actor, Body(new): Body<NewToken>) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    Ok((StatusCode::CREATED, Json(state.console.create_token(&actor, new).await?)))
+async fn create_token(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(new): Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.console.create_token(&actor, new).await?),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
-async fn revoke_token(State(state): State<AppState>, actor: Actor, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+async fn revoke_token(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     state.console.revoke_token(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn audit(State(state): State<AppState>, actor: Actor, query: Result<Query<AuditQuery>, QueryRejection>) -> ApiResult<Json<Vec<AuditEntry>>> {
+async fn audit(
+    State(state): State<AppState>,
+    actor: Actor,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
     let Query(query) = query?;
     Ok(Json(state.console.audit_entries(&actor, query).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/datacenters", tag = "datacenters", responses((status = 200, body = Vec<Datacenter>)))]
-async fn list_datacenters(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Datacenter>>> {
+async fn list_datacenters(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<Datacenter>>> {
     Ok(Json(state.console.list_datacenters(&actor).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/datacenters", tag = "datacenters", request_body = NewDatacenter,
     responses((status = 201, body = Datacenter), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "Invalid, or the datacenter cannot be reached with that token")))]
-async fn add_datacenter(State(state): State<AppState>, actor: Actor, Body(new): Body<NewDatacenter>) -> ApiResult<(StatusCode, Json<Datacenter>)> {
-    Ok((StatusCode::CREATED, Json(state.console.add_datacenter(&actor, new).await?)))
+async fn add_datacenter(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(new): Body<NewDatacenter>,
+) -> ApiResult<(StatusCode, Json<Datacenter>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.console.add_datacenter(&actor, new).await?),
+    ))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -289,45 +413,85 @@ struct ForceParam {
 
 #[utoipa::path(delete, path = "/api/v1/datacenters/{name}", tag = "datacenters", params(("name" = String, Path), ForceParam),
     responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn remove_datacenter(State(state): State<AppState>, actor: Actor, Path(name): Path<String>, Query(f): Query<ForceParam>) -> ApiResult<StatusCode> {
-    state.console.remove_datacenter(&actor, &name, f.force).await?;
+async fn remove_datacenter(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+    Query(f): Query<ForceParam>,
+) -> ApiResult<StatusCode> {
+    state
+        .console
+        .remove_datacenter(&actor, &name, f.force)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters", tag = "datacenters", params(("team" = String, Path)),
     responses((status = 200, body = Vec<Datacenter>), (status = 404, body = ErrorBody)))]
-async fn list_team_datacenters(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<Vec<Datacenter>>> {
+async fn list_team_datacenters(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<Datacenter>>> {
     Ok(Json(state.console.team_datacenters(&actor, &team).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters", tag = "datacenters", params(("team" = String, Path)), request_body = OpenDatacenter,
     responses((status = 204, description = "The team may now use it"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn open_team_datacenter(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Body(open): Body<OpenDatacenter>) -> ApiResult<StatusCode> {
-    state.console.open_datacenter(&actor, &team, &open.datacenter).await?;
+async fn open_team_datacenter(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+    Body(open): Body<OpenDatacenter>,
+) -> ApiResult<StatusCode> {
+    state
+        .console
+        .open_datacenter(&actor, &team, &open.datacenter)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/apps", tag = "apps", params(("team" = String, Path)),
     responses((status = 200, body = Vec<App>), (status = 404, body = ErrorBody)))]
-async fn list_apps(State(state): State<AppState>, actor: Actor, Path(team): Path<String>) -> ApiResult<Json<Vec<App>>> {
+async fn list_apps(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<App>>> {
     Ok(Json(state.console.list_apps(&actor, &team).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/teams/{team}/apps", tag = "apps", params(("team" = String, Path)), request_body = NewApp,
     responses((status = 201, body = App), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_app(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Body(new): Body<NewApp>) -> ApiResult<(StatusCode, Json<App>)> {
-    Ok((StatusCode::CREATED, Json(state.console.create_app(&actor, &team, new).await?)))
+async fn create_app(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+    Body(new): Body<NewApp>,
+) -> ApiResult<(StatusCode, Json<App>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.console.create_app(&actor, &team, new).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}", tag = "apps", params(("team" = String, Path), ("app" = String, Path)),
     responses((status = 200, body = AppDetail), (status = 404, body = ErrorBody)))]
-async fn get_app(State(state): State<AppState>, actor: Actor, Path((team, app)): Path<(String, String)>) -> ApiResult<Json<AppDetail>> {
+async fn get_app(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app)): Path<(String, String)>,
+) -> ApiResult<Json<AppDetail>> {
     Ok(Json(state.console.app_detail(&actor, &team, &app).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}/apps/{app}", tag = "apps", params(("team" = String, Path), ("app" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "It still has components")))]
-async fn delete_app(State(state): State<AppState>, actor: Actor, Path((team, app)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_app(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     state.console.delete_app(&actor, &team, &app).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -336,15 +500,34 @@ async fn delete_app(State(state): State<AppState>, actor: Actor, Path((team, app
     request_body = NewComponent,
     responses((status = 201, body = EventRef, description = "Created; follow the event"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 502, body = ErrorBody, description = "The datacenter cannot be reached")))]
-async fn create_component(State(state): State<AppState>, actor: Actor, Path((team, app)): Path<(String, String)>, Body(new): Body<NewComponent>) -> ApiResult<(StatusCode, Json<EventRef>)> {
-    Ok((StatusCode::CREATED, Json(state.console.create_component(&actor, &team, &app, new).await?)))
+async fn create_component(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app)): Path<(String, String)>,
+    Body(new): Body<NewComponent>,
+) -> ApiResult<(StatusCode, Json<EventRef>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .console
+                .create_component(&actor, &team, &app, new)
+                .await?,
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}/components/{name}", tag = "apps",
     params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = PlacedComponent), (status = 404, body = ErrorBody)))]
-async fn get_component(State(state): State<AppState>, actor: Actor, Path((team, app, name)): Path<(String, String, String)>) -> ApiResult<Json<PlacedComponent>> {
-    Ok(Json(state.console.component(&actor, &team, &app, &name).await?))
+async fn get_component(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<PlacedComponent>> {
+    Ok(Json(
+        state.console.component(&actor, &team, &app, &name).await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/teams/{team}/apps/{app}/components/{name}", tag = "apps",
@@ -359,14 +542,31 @@ async fn update_component(
     if spec.name != name {
         return Err(Error::Invalid("A component cannot be renamed.".into()));
     }
-    Ok(Json(state.console.update_component(&actor, &team, &app, spec).await?))
+    Ok(Json(
+        state
+            .console
+            .update_component(&actor, &team, &app, spec)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}/apps/{app}/components/{name}", tag = "apps",
     params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
     responses((status = 202, body = EventRef, description = "Deletion queued; follow the event"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete_component(State(state): State<AppState>, actor: Actor, Path((team, app, name)): Path<(String, String, String)>) -> ApiResult<(StatusCode, Json<EventRef>)> {
-    Ok((StatusCode::ACCEPTED, Json(state.console.delete_component(&actor, &team, &app, &name).await?)))
+async fn delete_component(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+) -> ApiResult<(StatusCode, Json<EventRef>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            state
+                .console
+                .delete_component(&actor, &team, &app, &name)
+                .await?,
+        ),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/actions", tag = "apps",
@@ -378,7 +578,15 @@ async fn act_on_component(
     Path((team, app, name)): Path<(String, String, String)>,
     Body(action): Body<ComponentAction>,
 ) -> ApiResult<(StatusCode, Json<EventRef>)> {
-    Ok((StatusCode::ACCEPTED, Json(state.console.act_on_component(&actor, &team, &app, &name, action).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            state
+                .console
+                .act_on_component(&actor, &team, &app, &name, action)
+                .await?,
+        ),
+    ))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -390,8 +598,18 @@ struct EventFilter {
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/events", tag = "apps", params(("team" = String, Path), EventFilter),
     responses((status = 200, body = Vec<PlacedEvent>), (status = 404, body = ErrorBody)))]
-async fn list_events(State(state): State<AppState>, actor: Actor, Path(team): Path<String>, Query(f): Query<EventFilter>) -> ApiResult<Json<Vec<PlacedEvent>>> {
-    Ok(Json(state.console.team_events(&actor, &team, f.app, f.component).await?))
+async fn list_events(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(team): Path<String>,
+    Query(f): Query<EventFilter>,
+) -> ApiResult<Json<Vec<PlacedEvent>>> {
+    Ok(Json(
+        state
+            .console
+            .team_events(&actor, &team, f.app, f.component)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/events/{datacenter}/{id}", tag = "apps",
@@ -402,5 +620,7 @@ async fn get_event(
     actor: Actor,
     Path((team, dc, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<datacenter::api::EventWithLines>> {
-    Ok(Json(state.console.team_event(&actor, &team, &dc, &id).await?))
+    Ok(Json(
+        state.console.team_event(&actor, &team, &dc, &id).await?,
+    ))
 }

@@ -21,15 +21,23 @@ const MAX_SUBSCRIPTIONS: usize = 32;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Request {
-    Subscribe { team: String, datacenter: String, event: String },
-    Unsubscribe { datacenter: String, event: String },
+    Subscribe {
+        team: String,
+        datacenter: String,
+        event: String,
+    },
+    Unsubscribe {
+        datacenter: String,
+        event: String,
+    },
 }
 
 /// Live event logs (WebSocket). Send `{"op":"subscribe","team":…,"datacenter":…,"event":…}`;
 /// receive the datacenter's stream messages with channel `<datacenter>/event:<id>`.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "apps", responses((status = 101, description = "WebSocket upgrade"), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn hub(State(state): State<AppState>, actor: Actor, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(16 * 1024).on_upgrade(move |socket| serve(state, actor, socket))
+    ws.max_message_size(16 * 1024)
+        .on_upgrade(move |socket| serve(state, actor, socket))
 }
 
 async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
@@ -53,24 +61,47 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
         };
         subs.retain(|_, t| !t.is_finished());
         match serde_json::from_str::<Request>(&text) {
-            Ok(Request::Subscribe { team, datacenter, event }) => {
+            Ok(Request::Subscribe {
+                team,
+                datacenter,
+                event,
+            }) => {
                 let channel = format!("{datacenter}/event:{event}");
                 if subs.contains_key(&channel) {
                     continue;
                 }
                 if subs.len() >= MAX_SUBSCRIPTIONS {
-                    let _ = tx.send(StreamMessage::Error { channel, message: format!("at most {MAX_SUBSCRIPTIONS} subscriptions") }).await;
+                    let _ = tx
+                        .send(StreamMessage::Error {
+                            channel,
+                            message: format!("at most {MAX_SUBSCRIPTIONS} subscriptions"),
+                        })
+                        .await;
                     continue;
                 }
                 // The RBAC check: the event must belong to a team the caller may see.
-                if let Err(e) = state.console.team_event(&actor, &team, &datacenter, &event).await {
-                    let _ = tx.send(StreamMessage::Error { channel, message: e.public_message() }).await;
+                if let Err(e) = state
+                    .console
+                    .team_event(&actor, &team, &datacenter, &event)
+                    .await
+                {
+                    let _ = tx
+                        .send(StreamMessage::Error {
+                            channel,
+                            message: e.public_message(),
+                        })
+                        .await;
                     continue;
                 }
                 let client = match state.console.client(&datacenter).await {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = tx.send(StreamMessage::Error { channel, message: e.public_message() }).await;
+                        let _ = tx
+                            .send(StreamMessage::Error {
+                                channel,
+                                message: e.public_message(),
+                            })
+                            .await;
                         continue;
                     }
                 };
@@ -79,10 +110,16 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
                 subs.insert(
                     channel,
                     tokio::spawn(async move {
-                        let mut upstream = match client.follow(&format!("event:{event}"), 256).await {
+                        let mut upstream = match client.follow(&format!("event:{event}"), 256).await
+                        {
                             Ok(rx) => rx,
                             Err(e) => {
-                                let _ = tx.send(StreamMessage::Error { channel: relay_channel, message: e.to_string() }).await;
+                                let _ = tx
+                                    .send(StreamMessage::Error {
+                                        channel: relay_channel,
+                                        message: e.to_string(),
+                                    })
+                                    .await;
                                 return;
                             }
                         };
@@ -100,7 +137,12 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
                 }
             }
             Err(e) => {
-                let _ = tx.send(StreamMessage::Error { channel: String::new(), message: format!("bad request: {e}") }).await;
+                let _ = tx
+                    .send(StreamMessage::Error {
+                        channel: String::new(),
+                        message: format!("bad request: {e}"),
+                    })
+                    .await;
             }
         }
     }

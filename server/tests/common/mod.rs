@@ -58,7 +58,11 @@ impl TestConsole {
         }
         tweak(&mut config);
         let running = server::start(config).await.expect("console starts");
-        TestConsole { base: format!("http://{}", running.addr), console: running.console, _dir: dir }
+        TestConsole {
+            base: format!("http://{}", running.addr),
+            console: running.console,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -96,7 +100,11 @@ impl TestConsole {
 }
 
 pub fn client() -> Client {
-    Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// A new, empty database on the test PostgreSQL server.
@@ -106,17 +114,33 @@ async fn fresh_postgres_database() -> String {
         "CLOUDPORT_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, which starts PostgreSQL",
     );
     let name = format!("cp_test_{}", uuid_like());
-    let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
     format!("{base}/{name}")
 }
 
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}_{}_{}", std::process::id(), nanos % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn status_and_json(resp: reqwest::Response) -> (StatusCode, Value) {
