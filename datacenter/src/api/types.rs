@@ -241,6 +241,13 @@ pub struct Component {
     pub version: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Why the component is in its status (an exit reason, a failed probe).
+    #[serde(default)]
+    pub status_message: Option<String>,
+    /// Where the component answers inside the datacenter (a stable address
+    /// in front of its healthy replicas), once it has run.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 #[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
@@ -384,7 +391,8 @@ pub struct Accepted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum StreamRequest {
-    /// Channels: `event:<id>`.
+    /// Channels: `event:<id>` (an operation's log) or
+    /// `logs:<team>/<app>/<component>` (a component's output, live).
     Subscribe {
         channel: String,
     },
@@ -441,4 +449,123 @@ pub struct EventQuery {
     pub app: Option<String>,
     pub component: Option<String>,
     pub limit: Option<i64>,
+}
+
+/// One immutable build of a component: its artifact and the configuration it
+/// was deployed with. Rolling back deploys one of these exactly as it ran.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    /// `v1`, `v2`, … per component.
+    pub id: String,
+    pub number: i64,
+    pub created_at: i64,
+    /// The build event that produced it.
+    pub event_id: String,
+    /// Where the code came from, e.g. `git https://… @ main (3f2a9c1)` or `upload (12 KB)`.
+    pub source: String,
+    pub language: String,
+    pub run_command: String,
+    pub build_ms: i64,
+    /// Whether it is the version deployed now.
+    pub current: bool,
+}
+
+/// One named step of a build.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildStep {
+    pub name: String,
+    pub command: String,
+}
+
+/// What the builder found in a source tree and how it will build and run it.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedPlan {
+    /// `static`, `node`, `python`, `rust`, `maven`, `go`, `procfile`,
+    /// `dockerfile` or `image`.
+    pub language: String,
+    /// The evidence, e.g. `package.json with a start script`.
+    pub reason: String,
+    pub steps: Vec<BuildStep>,
+    pub run_command: String,
+    /// The port the app listens on when it does not read `$PORT`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub health_path: Option<String>,
+    /// False when this datacenter's runtime cannot run it (a Dockerfile on
+    /// the local runtime); `message` says why.
+    pub runnable: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Asks the builder what it would do with a source, before any build.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectRequest {
+    pub source: Source,
+    #[serde(default)]
+    pub build: BuildSettings,
+}
+
+/// One running copy of a component.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
+    /// From 1.
+    pub index: u32,
+    pub port: u16,
+    pub pid: Option<u32>,
+    pub version: Option<String>,
+    pub alive: bool,
+    pub restarts: u32,
+    /// How the process ended last time, e.g. `exit code 1` or `killed by signal 9`.
+    pub last_exit: Option<String>,
+    /// Unix ms of the current process's start.
+    pub started_at: Option<i64>,
+}
+
+/// A search through a component's stored output (`step` of each line is
+/// `<replica>/<version>`, level `info` for stdout and `error` for stderr).
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "service", into_params(parameter_in = Query))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LogQuery {
+    /// Substring to look for (case-sensitive).
+    pub q: Option<String>,
+    /// Unix ms, inclusive.
+    pub since: Option<i64>,
+    /// Unix ms, exclusive.
+    pub until: Option<i64>,
+    /// At most this many lines, the newest matching ones (default 500, max 5000).
+    pub limit: Option<usize>,
+}
+
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    /// Oldest first.
+    pub lines: Vec<LogLine>,
+    /// More lines matched than `limit`; the oldest were left out.
+    pub truncated: bool,
+}
+
+/// The push webhook of a component: point a GitHub, GitLab or Gitea push
+/// hook at the console's hook URL with this secret.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookInfo {
+    pub secret: String,
+}
+
+/// What a webhook delivery did.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookOutcome {
+    /// The build started, if the push was for the component's branch.
+    pub event_id: Option<String>,
+    pub message: String,
 }

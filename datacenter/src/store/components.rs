@@ -283,6 +283,8 @@ impl ComponentStore {
             version,
             created_at,
             updated_at,
+            status_message: None,
+            url: None,
         })
     }
 }
