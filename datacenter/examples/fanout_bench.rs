@@ -10,8 +10,7 @@
 use datacenter::api::{Level, LogLine, StreamMessage};
 use datacenter::client::DatacenterClient;
 use datacenter::logs::hub::HubMessage;
-use datacenter::runtime::local::LocalRuntime;
-use datacenter::service::{start, DatacenterConfig, QueueConfig};
+use datacenter::service::{start, DatacenterConfig};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,16 +33,16 @@ async fn run(subscribers: usize, lines: i64, paced: bool) {
     let dir = tempfile::tempdir().unwrap();
     let token = "bench-token-0123456789";
     let config = DatacenterConfig {
-        name: "bench".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        token: token.into(),
-        queue: QueueConfig::Embedded,
         workers: 1,
         reconcile_every: Duration::from_secs(3600),
+        ..DatacenterConfig::new(
+            "bench",
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().to_path_buf(),
+            token.into(),
+        )
     };
-    let running = start(config, Arc::new(LocalRuntime::new(dir.path().join("work"))))
+    let running = start(config)
         .await
         .unwrap();
     let dc = running.datacenter.clone();

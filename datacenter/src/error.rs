@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 pub enum Error {
     #[error("missing or wrong datacenter token")]
     Unauthorized,
+    /// A caller that proved nothing (a webhook with a wrong signature).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{}", .0.join("; "))]
@@ -29,6 +32,7 @@ impl Error {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

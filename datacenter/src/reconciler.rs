@@ -11,6 +11,7 @@ use tracing::Instrument;
 pub fn spawn(dc: Arc<Datacenter>, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        let mut retention_at = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             if let Err(e) = pass(&dc)
@@ -20,6 +21,10 @@ pub fn spawn(dc: Arc<Datacenter>, every: Duration) {
                 tracing::warn!(error = %e, "reconcile pass failed");
             }
             dc.hub.sweep();
+            if retention_at.elapsed() > Duration::from_secs(60) {
+                dc.component_logs.enforce_retention().await;
+                retention_at = tokio::time::Instant::now();
+            }
         }
     });
 }
@@ -29,17 +34,24 @@ pub async fn pass(dc: &Datacenter) -> crate::error::Result<()> {
         let Ok(c) = dc.components.get(&key).await else {
             continue;
         };
+        // An operation is under way; its task (redelivered if its worker
+        // died) settles the status.
+        if matches!(
+            c.status,
+            ComponentStatus::Building
+                | ComponentStatus::Starting
+                | ComponentStatus::Upgrading
+                | ComponentStatus::Stopping
+        ) {
+            continue;
+        }
         let observed = dc.runtime.observe(&c).await;
-        let fix = match (c.desired_running, observed) {
-            (
-                true,
-                ComponentStatus::Running | ComponentStatus::Starting | ComponentStatus::Upgrading,
-            ) => None,
+        let fix = match (c.desired_running, observed.status) {
+            (true, _) if c.replicas == 0 => None,
+            // Abnormal: the supervisor is already restarting the replicas.
+            (true, ComponentStatus::Running | ComponentStatus::Abnormal) => None,
             (true, _) => Some(ActionKind::Start),
-            (
-                false,
-                ComponentStatus::Running | ComponentStatus::Starting | ComponentStatus::Abnormal,
-            ) => Some(ActionKind::Stop),
+            (false, ComponentStatus::Running | ComponentStatus::Abnormal) => Some(ActionKind::Stop),
             (false, _) => None,
         };
         // Back off from a component whose last fix failed a moment ago.
@@ -55,10 +67,18 @@ pub async fn pass(dc: &Datacenter) -> crate::error::Result<()> {
         if let (Some(action), false) = (fix, recent_failure) {
             // One pending fix per component, however many passes see the drift.
             let dedupe = Some(format!("reconcile:{key}"));
-            dc.submit_deduped(&key, action, "reconciler", None, dedupe)
+            dc.submit_task(&key, action, "reconciler", None, None, dedupe)
                 .await?;
-        } else if observed != c.status && !matches!(c.status, ComponentStatus::Undeployed) {
-            dc.components.set_status(&key, observed).await?;
+        } else if fix.is_none()
+            && (observed.status != c.status || observed.message != c.status_message)
+            && !matches!(
+                (c.status, observed.status),
+                (ComponentStatus::Undeployed | ComponentStatus::BuildFailed, ComponentStatus::Stopped)
+            )
+        {
+            dc.components
+                .set_state(&key, observed.status, observed.message.as_deref())
+                .await?;
         }
     }
     Ok(())

@@ -7,9 +7,12 @@ use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
 use crate::logs::hub::Hub;
 use crate::queue::{NewTask, TaskQueue};
+use crate::builder::{Builder, BuilderConfig, SourceInput};
+use crate::logs::component::{ComponentLogs, Retention};
 use crate::runtime::Runtime;
 use crate::store::components::{ComponentStore, Key};
 use crate::store::events::EventStore;
+use crate::store::versions::VersionStore;
 use crate::store::{now_ms, Db, MIGRATIONS};
 use crate::worker::{ActionTask, TOPIC};
 use crate::{validate, worker};
@@ -42,12 +45,40 @@ pub struct DatacenterConfig {
     pub queue: QueueConfig,
     pub workers: usize,
     pub reconcile_every: Duration,
+    /// The command prefix that serves a static site's directory on `$PORT`
+    /// (the `cloudport serve-static` subcommand of this binary).
+    pub static_server: String,
+    pub build_timeout: Duration,
+}
+
+impl DatacenterConfig {
+    /// The zero-config settings under `data_dir`; callers override what they need.
+    pub fn new(name: &str, listen: SocketAddr, data_dir: PathBuf, token: String) -> Self {
+        let static_server = std::env::current_exe()
+            .map(|p| format!("'{}' serve-static", p.display()))
+            .unwrap_or_else(|_| "cloudport serve-static".into());
+        DatacenterConfig {
+            name: name.into(),
+            listen,
+            data_dir,
+            database_url: None,
+            token,
+            queue: QueueConfig::Embedded,
+            workers: 4,
+            reconcile_every: Duration::from_secs(2),
+            static_server,
+            build_timeout: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 pub struct Datacenter {
     pub name: String,
     pub components: ComponentStore,
     pub events: EventStore,
+    pub versions: VersionStore,
+    pub builder: Builder,
+    pub component_logs: Arc<ComponentLogs>,
     pub hub: Arc<Hub>,
     pub queue: Arc<dyn TaskQueue>,
     pub runtime: Arc<dyn Runtime>,
@@ -65,7 +96,7 @@ pub struct Running {
 pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Opens everything, starts workers and the reconciler, and serves the API.
-pub async fn start(config: DatacenterConfig, runtime: Arc<dyn Runtime>) -> Result<Running> {
+pub async fn start(config: DatacenterConfig) -> Result<Running> {
     if config.token.len() < MIN_TOKEN_LEN {
         return Err(Error::Invalid(vec![format!(
             "the datacenter token needs at least {MIN_TOKEN_LEN} characters"
@@ -101,11 +132,33 @@ pub async fn start(config: DatacenterConfig, runtime: Arc<dyn Runtime>) -> Resul
                 .map_err(Error::internal)?,
         ),
     };
+    let hub = Arc::new(Hub::default());
+    let component_logs = Arc::new(ComponentLogs::new(
+        config.data_dir.join("logs"),
+        hub.clone(),
+        Retention::default(),
+    ));
+    let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::local::LocalRuntime::new(
+        config.data_dir.join("work"),
+        component_logs.clone(),
+    ));
+    let builder = Builder::new(BuilderConfig {
+        root: config.data_dir.join("builder"),
+        static_server: config.static_server.clone(),
+        runtime_kind: runtime.kind().into(),
+        timeout: config.build_timeout,
+        max_parallel: 2 * std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    });
     let dc = Arc::new(Datacenter {
         name: config.name.clone(),
-        components: ComponentStore::new(db.clone(), secrets),
-        events: EventStore::new(db),
-        hub: Arc::new(Hub::default()),
+        components: ComponentStore::new(db.clone(), secrets.clone()),
+        events: EventStore::new(db.clone()),
+        versions: VersionStore::new(db, secrets),
+        builder,
+        component_logs,
+        hub,
         queue,
         runtime,
         metrics: Default::default(),
@@ -206,14 +259,14 @@ impl Datacenter {
                 )]));
             }
         }
-        if matches!(
-            req.action,
-            ActionKind::Build | ActionKind::Deploy | ActionKind::Rollback
-        ) {
-            return Err(Error::Invalid(vec![format!(
-                "{} needs the builder, which this datacenter does not have yet",
-                req.action.as_str()
-            )]));
+        match (req.action, &req.version) {
+            (ActionKind::Rollback, None) => {
+                return Err(Error::Invalid(vec!["rollback needs `version`".into()]))
+            }
+            (ActionKind::Rollback | ActionKind::Deploy, Some(v)) => {
+                self.versions.get(key, v, None).await?;
+            }
+            _ => {}
         }
         if matches!(req.action, ActionKind::Create | ActionKind::Update) {
             return Err(Error::Invalid(vec![
@@ -221,9 +274,108 @@ impl Datacenter {
             ]));
         }
         let event = self
-            .submit(key, req.action, &req.actor, req.replicas)
+            .submit_task(key, req.action, &req.actor, req.replicas, req.version, None)
             .await?;
         Ok(Accepted { event_id: event.id })
+    }
+
+    /// A component with where it answers.
+    pub async fn component(&self, key: &Key) -> Result<Component> {
+        let c = self.components.get(key).await?;
+        Ok(self.with_url(c))
+    }
+
+    pub async fn list_components(&self, team: &str, app: Option<&str>) -> Result<Vec<Component>> {
+        let list = self.components.list(team, app).await?;
+        Ok(list.into_iter().map(|c| self.with_url(c)).collect())
+    }
+
+    fn with_url(&self, mut c: Component) -> Component {
+        c.url = self.runtime.address(&c).map(|a| format!("http://{a}"));
+        c
+    }
+
+    /// Stores an uploaded source archive and builds it.
+    pub async fn upload_source(&self, key: &Key, archive: &[u8], actor: &str) -> Result<Accepted> {
+        let c = self.components.get(key).await?;
+        if !matches!(c.source, Source::Upload) {
+            return Err(Error::Invalid(vec![format!(
+                "{} takes its code from {}, not from uploads; change its source to upload first",
+                key.name,
+                match c.source {
+                    Source::Git { .. } => "git",
+                    Source::Image { .. } => "an image",
+                    _ => "a Dockerfile",
+                }
+            )]));
+        }
+        self.builder.store_upload(key, archive).await?;
+        let event = self.submit(key, ActionKind::Build, actor, None).await?;
+        Ok(Accepted { event_id: event.id })
+    }
+
+    /// What the builder would do with a source, before any build.
+    pub async fn detect(&self, req: DetectRequest) -> Result<DetectedPlan> {
+        let source = match req.source {
+            Source::Git { url, reference } => SourceInput::Git { url, reference },
+            Source::Dockerfile { .. } | Source::Image { .. } => {
+                return Ok(DetectedPlan {
+                    language: if matches!(req.source, Source::Image { .. }) { "image" } else { "dockerfile" }.into(),
+                    reason: "the source is a container build".into(),
+                    steps: Vec::new(),
+                    run_command: String::new(),
+                    port: None,
+                    health_path: None,
+                    runnable: self.runtime.kind() == "kubernetes",
+                    message: Some("images and Dockerfiles need the kubernetes runtime (cloudport datacenter --runtime kubernetes); this datacenter runs local processes".into()),
+                })
+            }
+            Source::Upload => {
+                return Err(Error::Invalid(vec![
+                    "an upload is detected when it is built; preview needs a git source".into(),
+                ]))
+            }
+        };
+        self.builder.detect(None, &source, &req.build).await
+    }
+
+    /// A push delivered by GitHub, GitLab or Gitea: verified, then built
+    /// when it is for the component's branch.
+    pub async fn webhook(
+        &self,
+        key: &Key,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookOutcome> {
+        let c = self.components.get(key).await?;
+        let secret = self.components.webhook_secret(key).await?;
+        let push = crate::webhook::verify(headers, body, &secret)?;
+        let Source::Git { reference, .. } = &c.source else {
+            return Err(Error::Invalid(vec![
+                "this component does not build from git".into(),
+            ]));
+        };
+        match push {
+            crate::webhook::Delivery::Ping => Ok(WebhookOutcome {
+                event_id: None,
+                message: "hook verified".into(),
+            }),
+            crate::webhook::Delivery::Push { reference: pushed, pusher } => {
+                let wanted = [format!("refs/heads/{reference}"), format!("refs/tags/{reference}")];
+                if !wanted.contains(&pushed) {
+                    return Ok(WebhookOutcome {
+                        event_id: None,
+                        message: format!("push to {pushed} ignored: {} builds {reference}", key.name),
+                    });
+                }
+                let actor = format!("webhook ({pusher})");
+                let event = self.submit(key, ActionKind::Build, &actor, None).await?;
+                Ok(WebhookOutcome {
+                    event_id: Some(event.id),
+                    message: format!("building {pushed}"),
+                })
+            }
+        }
     }
 
     pub async fn submit(
@@ -233,16 +385,17 @@ impl Datacenter {
         actor: &str,
         replicas: Option<u32>,
     ) -> Result<Event> {
-        self.submit_deduped(key, action, actor, replicas, None)
+        self.submit_task(key, action, actor, replicas, None, None)
             .await
     }
 
-    pub async fn submit_deduped(
+    pub async fn submit_task(
         &self,
         key: &Key,
         action: ActionKind,
         actor: &str,
         replicas: Option<u32>,
+        version: Option<String>,
         dedupe: Option<String>,
     ) -> Result<Event> {
         let id = new_event_id();
@@ -257,6 +410,7 @@ impl Datacenter {
             component: key.name.clone(),
             action,
             replicas,
+            version,
         };
         let payload = serde_json::to_value(&task).map_err(Error::internal)?;
         match self

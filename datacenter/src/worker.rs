@@ -7,7 +7,9 @@ use crate::api::*;
 use crate::error::{Error, Result};
 use crate::logs::EventLog;
 use crate::queue::{Claimed, TaskQueue};
-use crate::runtime::{RuntimeError, Target};
+use crate::builder::SourceInput;
+use crate::runtime::{Release, RuntimeError, Target};
+use crate::store::versions::{version_id, NewVersion};
 use crate::service::Datacenter;
 use crate::store::components::Key;
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,9 @@ pub struct ActionTask {
     pub action: ActionKind,
     #[serde(default)]
     pub replicas: Option<u32>,
+    /// For `deploy` and `rollback`.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 impl ActionTask {
@@ -211,12 +216,179 @@ async fn perform(dc: &Arc<Datacenter>, task: &ActionTask, log: &EventLog) -> Res
             }
             Ok(format!("component {} scaled to {replicas}", key.name))
         }
-        ActionKind::Build | ActionKind::Deploy | ActionKind::Rollback => {
-            Err(Error::Invalid(vec![format!(
-                "{} is not available in this datacenter",
-                task.action.as_str()
+        ActionKind::Build => build_and_deploy(dc, task, &key, log).await,
+        ActionKind::Deploy => {
+            let c = dc.components.get(&key).await?;
+            let version = match &task.version {
+                Some(v) => dc.versions.get(&key, v, None).await?.version.id,
+                None => dc
+                    .versions
+                    .latest(&key, None)
+                    .await?
+                    .map(|v| v.version.id)
+                    .ok_or_else(|| {
+                        Error::Invalid(vec!["nothing to deploy: build the component first".into()])
+                    })?,
+            };
+            deploy(dc, &key, &c, &version, log).await
+        }
+        ActionKind::Rollback => {
+            let c = dc.components.get(&key).await?;
+            let wanted = task
+                .version
+                .as_deref()
+                .ok_or_else(|| Error::Invalid(vec!["rollback needs a version".into()]))?;
+            let v = dc.versions.get(&key, wanted, None).await?;
+            log.info(
+                "rollback",
+                format!(
+                    "restoring {} exactly as it was built: its artifact, environment and configuration",
+                    v.version.id
+                ),
+            )
+            .await;
+            dc.components.restore(&key, &v.spec, &v.secrets).await?;
+            deploy(dc, &key, &c, &v.version.id, log).await
+        }
+    }
+}
+
+/// Fetches and builds the component's source into a new version, then
+/// deploys it; the event succeeds only once the version runs healthy.
+async fn build_and_deploy(
+    dc: &Arc<Datacenter>,
+    task: &ActionTask,
+    key: &Key,
+    log: &EventLog,
+) -> Result<String> {
+    let c = dc.components.get(key).await?;
+    let source = match &c.source {
+        Source::Git { url, reference } => SourceInput::Git {
+            url: url.clone(),
+            reference: reference.clone(),
+        },
+        Source::Upload if dc.builder.has_upload(key) => SourceInput::Upload,
+        Source::Upload => {
+            return Err(Error::Invalid(vec![
+                "no source uploaded yet: upload an archive (or use `cloudport push`)".into(),
+            ]))
+        }
+        Source::Image { image } => {
+            return Err(Error::Invalid(vec![format!(
+                "image {image} needs the kubernetes runtime (cloudport datacenter --runtime kubernetes); this datacenter runs local processes"
             )]))
         }
+        Source::Dockerfile { .. } => {
+            return Err(Error::Invalid(vec![
+                "a Dockerfile needs the kubernetes runtime (cloudport datacenter --runtime kubernetes); this datacenter runs local processes".into(),
+            ]))
+        }
+    };
+    let was_running = c.status == ComponentStatus::Running;
+    if !was_running {
+        dc.components
+            .set_state(key, ComponentStatus::Building, None)
+            .await?;
+    }
+    let number = dc.versions.next_number(key).await?;
+    let version = version_id(number);
+    log.info("build", format!("building {version}")).await;
+    let started = std::time::Instant::now();
+    let out = match dc
+        .builder
+        .build(key, &version, &source, &c.build, log)
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            if !was_running {
+                let _ = dc
+                    .components
+                    .set_state(key, ComponentStatus::BuildFailed, Some(&e.to_string()))
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    let build_ms = started.elapsed().as_millis() as i64;
+    let secrets = dc.components.secret_values(key).await?;
+    let component_id = dc.components.id(key).await?;
+    dc.versions
+        .create(
+            component_id,
+            NewVersion {
+                number,
+                event_id: &task.event_id,
+                source: &out.source,
+                language: &out.plan.language,
+                run_command: &out.plan.run_command,
+                build_ms,
+                artifact: &out.artifact,
+                path_prepend: &out.path_prepend,
+                spec: &crate::store::components::spec_of(&c),
+                secrets: &secrets,
+                health_path: out.plan.health_path.as_deref(),
+            },
+        )
+        .await?;
+    log.info(
+        "build",
+        format!(
+            "{version} built in {:.1}s ({}{})",
+            build_ms as f64 / 1000.0,
+            out.plan.language,
+            if out.cache_hit { ", dependencies from cache" } else { "" }
+        ),
+    )
+    .await;
+    deploy(dc, key, &c, &version, log).await
+}
+
+/// Makes `version` the one that runs: new replicas take over once healthy.
+/// If they never get healthy the previous version keeps serving and stays
+/// the current one.
+async fn deploy(
+    dc: &Arc<Datacenter>,
+    key: &Key,
+    before: &Component,
+    version: &str,
+    log: &EventLog,
+) -> Result<String> {
+    log.info("deploy", format!("deploying {version}")).await;
+    dc.components.set_version(key, version).await?;
+    dc.components.set_desired_running(key, true).await?;
+    let status = if before.status == ComponentStatus::Running {
+        ComponentStatus::Upgrading
+    } else {
+        ComponentStatus::Starting
+    };
+    dc.components.set_state(key, status, None).await?;
+    match converge(dc, key, false, log).await {
+        Ok(ComponentStatus::Running) => {
+            let url = dc
+                .runtime
+                .address(&dc.components.get(key).await?)
+                .map(|a| format!(" at http://{a}"))
+                .unwrap_or_default();
+            Ok(format!("{version} of {} is running{url}", key.name))
+        }
+        Ok(other) => {
+            restore_version(dc, key, before).await;
+            Err(Error::Invalid(vec![format!(
+                "{version} did not become healthy (status {})",
+                other.as_str()
+            )]))
+        }
+        Err(e) => {
+            restore_version(dc, key, before).await;
+            Err(e)
+        }
+    }
+}
+
+async fn restore_version(dc: &Arc<Datacenter>, key: &Key, before: &Component) {
+    if let Some(v) = &before.version {
+        let _ = dc.components.set_version(key, v).await;
     }
 }
 
@@ -229,25 +401,102 @@ async fn converge(
     let component = dc.components.get(key).await?;
     let secrets = dc.components.secret_values(key).await?;
     let running = component.desired_running;
+    let release = match &component.version {
+        Some(v) => {
+            let v = dc.versions.get(key, v, None).await?;
+            Some(Release {
+                version: v.version.id,
+                dir: v.artifact,
+                run_command: v.version.run_command,
+                path_prepend: v.path_prepend,
+                health_path: v.health_path,
+            })
+        }
+        None => None,
+    };
+    let links = if running {
+        links(dc, &component, log).await
+    } else {
+        Vec::new()
+    };
     let target = Target {
         component,
         secrets,
         running,
         restart,
+        release,
+        links,
     };
     match dc.runtime.converge(&target, log).await {
-        Ok(status) => {
-            dc.components.set_status(key, status).await?;
-            Ok(status)
+        Ok(observed) => {
+            dc.components
+                .set_state(key, observed.status, observed.message.as_deref())
+                .await?;
+            Ok(observed.status)
         }
         Err(e) => {
+            // What runs now is what the user should see, with why the change failed.
+            let observed = dc.runtime.observe(&target.component).await;
+            let status = match observed.status {
+                ComponentStatus::Stopped if target.running => ComponentStatus::Abnormal,
+                other => other,
+            };
             let _ = dc
                 .components
-                .set_status(key, ComponentStatus::Abnormal)
+                .set_state(key, status, Some(&e.to_string()))
                 .await;
             Err(runtime_error(e))
         }
     }
+}
+
+/// The connection variables of the components `c` depends on: for a
+/// dependency named `db`, `DB_HOST`, `DB_PORT` and `DB_URL`, plus every
+/// variable `db` marks as outer.
+async fn links(dc: &Arc<Datacenter>, c: &Component, log: &EventLog) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for dep in &c.dependencies {
+        let key = Key {
+            team: c.team.clone(),
+            app: dep.app.clone(),
+            name: dep.component.clone(),
+        };
+        let Ok(other) = dc.components.get(&key).await else {
+            log.warn("link", format!("dependency {key} does not exist; skipped"))
+                .await;
+            continue;
+        };
+        let prefix = other.name.to_uppercase().replace('-', "_");
+        let mut names = Vec::new();
+        match dc.runtime.address(&other) {
+            Some(addr) => {
+                env.push((format!("{prefix}_HOST"), addr.ip().to_string()));
+                env.push((format!("{prefix}_PORT"), addr.port().to_string()));
+                env.push((format!("{prefix}_URL"), format!("http://{addr}")));
+                names.extend([
+                    format!("{prefix}_HOST"),
+                    format!("{prefix}_PORT"),
+                    format!("{prefix}_URL"),
+                ]);
+            }
+            None => {
+                log.warn(
+                    "link",
+                    format!("{key} has not run yet, so it has no address; start it first"),
+                )
+                .await
+            }
+        }
+        for var in other.env.iter().filter(|v| v.outer) {
+            env.push((var.name.clone(), var.value.clone()));
+            names.push(var.name.clone());
+        }
+        if !names.is_empty() {
+            log.info("link", format!("from {key}: {}", names.join(", ")))
+                .await;
+        }
+    }
+    env
 }
 
 fn runtime_error(e: RuntimeError) -> Error {

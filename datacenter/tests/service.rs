@@ -4,8 +4,7 @@
 
 use datacenter::api::*;
 use datacenter::client::{ClientError, DatacenterClient};
-use datacenter::runtime::local::LocalRuntime;
-use datacenter::service::{start, DatacenterConfig, QueueConfig, Running};
+use datacenter::service::{start, DatacenterConfig, Running};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,16 +37,17 @@ async fn datacenter_on(
     database_url: Option<String>,
 ) -> (Running, DatacenterClient) {
     let config = DatacenterConfig {
-        name: "t".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
         database_url,
-        token: TOKEN.into(),
-        queue: QueueConfig::Embedded,
         workers: 2,
         reconcile_every: Duration::from_secs(1),
+        ..DatacenterConfig::new(
+            "t",
+            "127.0.0.1:0".parse().unwrap(),
+            dir.to_path_buf(),
+            TOKEN.into(),
+        )
     };
-    let running = start(config, Arc::new(LocalRuntime::new(dir.join("work"))))
+    let running = start(config)
         .await
         .unwrap();
     let client = DatacenterClient::new(

@@ -125,14 +125,11 @@ impl DatacenterArgs {
             _ => QueueConfig::Embedded,
         };
         DatacenterConfig {
-            name: self.name,
-            listen: self.listen,
-            data_dir: self.data_dir,
             database_url: self.database_url,
-            token: self.token,
             queue,
             workers: self.workers,
             reconcile_every: Duration::from_secs(self.reconcile_secs.max(1)),
+            ..DatacenterConfig::new(&self.name, self.listen, self.data_dir, self.token)
         }
     }
 }

@@ -5,88 +5,11 @@
 
 mod common;
 
+use common::datacenter_process::*;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const TOKEN: &str = "datacenter-token-0123456789";
-
-struct DatacenterProcess {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl DatacenterProcess {
-    fn start(dir: &std::path::Path, port: u16) -> DatacenterProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_cloudport"))
-            .args([
-                "datacenter",
-                "--name",
-                "dc2",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--reconcile-secs",
-                "1",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("CLOUDPORT_DATACENTER_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cloudport datacenter");
-        DatacenterProcess {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{}/healthz", self.url()))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("datacenter did not become ready");
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.kill9();
-        *self = DatacenterProcess::start(&self.dir.clone(), self.port);
-    }
-}
-
-impl Drop for DatacenterProcess {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn state_of(c: &TestConsole, admin: &reqwest::Client, name: &str) -> Value {
     let list: Value = admin

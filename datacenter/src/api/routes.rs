@@ -62,7 +62,14 @@ impl utoipa::Modify for BearerAuth {
 }
 
 pub fn router(dc: Arc<Datacenter>) -> Router {
-    let (protected, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // Source archives are the one large body; every other route keeps the small limit.
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(upload_source))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::builder::MAX_UPLOAD_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            crate::builder::MAX_UPLOAD_BYTES,
+        ));
+    let small = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .routes(routes!(info))
@@ -72,7 +79,16 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         .routes(routes!(act))
         .routes(routes!(list_events))
         .routes(routes!(get_event))
+        .routes(routes!(list_versions))
+        .routes(routes!(list_replicas))
+        .routes(routes!(search_logs))
+        .routes(routes!(get_webhook, deliver_webhook))
+        .routes(routes!(detect))
         .routes(routes!(super::stream::stream))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY));
+    let (protected, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(small)
+        .merge(uploads)
         .split_for_parts();
     let doc = Arc::new(doc);
     // Health and metrics stay open for probes and scrapers; the rest needs the token.
@@ -85,7 +101,6 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         .route("/v1/openapi.json", axum::routing::get(move || async move { Json(doc.as_ref().clone()) }))
         .route_layer(axum::middleware::from_fn_with_state(dc.clone(), track))
         .fallback(|| async { Error::NotFound("no such route".into()) })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
         }))
@@ -171,7 +186,7 @@ async fn list_components(
     Path(team): Path<String>,
     Query(f): Query<AppFilter>,
 ) -> Result<Json<Vec<Component>>> {
-    Ok(Json(dc.components.list(&team, f.app.as_deref()).await?))
+    Ok(Json(dc.list_components(&team, f.app.as_deref()).await?))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -204,7 +219,7 @@ async fn get_component(
     State(dc): Dc,
     Path((team, app, name)): Path<(String, String, String)>,
 ) -> Result<Json<Component>> {
-    Ok(Json(dc.components.get(&Key { team, app, name }).await?))
+    Ok(Json(dc.component(&Key { team, app, name }).await?))
 }
 
 #[utoipa::path(put, path = "/v1/teams/{team}/apps/{app}/components/{name}",
@@ -283,4 +298,96 @@ async fn get_event(State(dc): Dc, Path(id): Path<String>) -> Result<Json<EventWi
     let event = dc.events.get(&id).await?;
     let lines = dc.events.lines(&id, 0).await?;
     Ok(Json(EventWithLines { event, lines }))
+}
+
+type ComponentPath = Path<(String, String, String)>;
+
+fn key((team, app, name): (String, String, String)) -> Key {
+    Key { team, app, name }
+}
+
+/// Uploads the component's source (a tar.gz or zip archive, at most 100 MiB)
+/// and builds it; the build event deploys the new version once it is built.
+#[utoipa::path(put, path = "/v1/teams/{team}/apps/{app}/components/{name}/source",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path), ActorParam),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "tar.gz or zip archive"),
+    responses((status = 202, body = Accepted), (status = 404, body = ApiError), (status = 413, body = ApiError), (status = 422, body = ApiError)))]
+async fn upload_source(
+    State(dc): Dc,
+    Path(p): ComponentPath,
+    Query(a): Query<ActorParam>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    let actor = a.actor.unwrap_or_else(|| "api".into());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(dc.upload_source(&key(p), &body, &actor).await?),
+    ))
+}
+
+/// Every build of the component, newest first.
+#[utoipa::path(get, path = "/v1/teams/{team}/apps/{app}/components/{name}/versions",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Vec<Version>), (status = 404, body = ApiError)))]
+async fn list_versions(State(dc): Dc, Path(p): ComponentPath) -> Result<Json<Vec<Version>>> {
+    let key = key(p);
+    let c = dc.components.get(&key).await?;
+    Ok(Json(dc.versions.list(&key, c.version.as_deref()).await?))
+}
+
+#[utoipa::path(get, path = "/v1/teams/{team}/apps/{app}/components/{name}/replicas",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Vec<ReplicaInfo>), (status = 404, body = ApiError)))]
+async fn list_replicas(State(dc): Dc, Path(p): ComponentPath) -> Result<Json<Vec<ReplicaInfo>>> {
+    let c = dc.components.get(&key(p)).await?;
+    Ok(Json(dc.runtime.replicas(&c).await))
+}
+
+/// Searches the component's stored output (stdout and stderr of every replica).
+#[utoipa::path(get, path = "/v1/teams/{team}/apps/{app}/components/{name}/logs",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path), LogQuery),
+    responses((status = 200, body = LogPage), (status = 404, body = ApiError)))]
+async fn search_logs(
+    State(dc): Dc,
+    Path(p): ComponentPath,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<LogPage>> {
+    let key = key(p);
+    dc.components.get(&key).await?;
+    Ok(Json(dc.component_logs.search(&key, &q).await?))
+}
+
+/// The secret a git forge signs push deliveries with.
+#[utoipa::path(get, path = "/v1/teams/{team}/apps/{app}/components/{name}/webhook",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = WebhookInfo), (status = 404, body = ApiError)))]
+async fn get_webhook(State(dc): Dc, Path(p): ComponentPath) -> Result<Json<WebhookInfo>> {
+    Ok(Json(WebhookInfo {
+        secret: dc.components.webhook_secret(&key(p)).await?,
+    }))
+}
+
+/// A push delivery from GitHub (`X-Hub-Signature-256`), Gitea
+/// (`X-Gitea-Signature`) or GitLab (`X-Gitlab-Token`), relayed by the console.
+#[utoipa::path(post, path = "/v1/teams/{team}/apps/{app}/components/{name}/webhook",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    request_body(content = String, content_type = "application/json"),
+    responses((status = 202, body = WebhookOutcome), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn deliver_webhook(
+    State(dc): Dc,
+    Path(p): ComponentPath,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<WebhookOutcome>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(dc.webhook(&key(p), &headers, &body).await?),
+    ))
+}
+
+/// What the builder would do with a git source (language, steps, run command).
+#[utoipa::path(post, path = "/v1/detect", request_body = DetectRequest,
+    responses((status = 200, body = DetectedPlan), (status = 422, body = ApiError)))]
+async fn detect(State(dc): Dc, Body(req): Body<DetectRequest>) -> Result<Json<DetectedPlan>> {
+    Ok(Json(dc.detect(req).await?))
 }

@@ -2,9 +2,23 @@
 //! process supervisor on one machine, or Kubernetes. Handlers and the
 //! reconciler only ever talk to this trait.
 
-use crate::api::{Capacity, Component, ComponentStatus};
+use crate::api::{Capacity, Component, ComponentStatus, ReplicaInfo};
 use crate::logs::EventLog;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A built version, ready to run.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub version: String,
+    /// The artifact: replicas run with this as their working directory.
+    pub dir: PathBuf,
+    pub run_command: String,
+    pub path_prepend: Vec<PathBuf>,
+    /// From the app's own `cloudport.yaml`, used when the component sets no probe.
+    pub health_path: Option<String>,
+}
 
 /// Everything a runtime needs to run one component as the user wants it.
 #[derive(Debug, Clone)]
@@ -14,6 +28,18 @@ pub struct Target {
     pub running: bool,
     /// Replace running replicas even if nothing changed (restart).
     pub restart: bool,
+    /// What to run; without one, the component's own run command runs in an
+    /// empty working directory.
+    pub release: Option<Release>,
+    /// Connection variables of the components this one depends on.
+    pub links: Vec<(String, String)>,
+}
+
+/// What is actually running, and why when it is not well.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub status: ComponentStatus,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,15 +59,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn capacity(&self) -> Capacity;
     /// Brings the component to `target` (idempotent: converging twice to the
     /// same target changes nothing the second time) and reports the result.
-    async fn converge(
-        &self,
-        target: &Target,
-        log: &EventLog,
-    ) -> Result<ComponentStatus, RuntimeError>;
+    /// A new release replaces running replicas only once its own are healthy.
+    async fn converge(&self, target: &Target, log: &EventLog) -> Result<Observed, RuntimeError>;
     /// Stops and forgets everything of the component.
     async fn remove(&self, component: &Component, log: &EventLog) -> Result<(), RuntimeError>;
     /// What is actually running, for the reconciler.
-    async fn observe(&self, component: &Component) -> ComponentStatus;
+    async fn observe(&self, component: &Component) -> Observed;
+    async fn replicas(&self, component: &Component) -> Vec<ReplicaInfo>;
+    /// The component's stable address, once it has run.
+    fn address(&self, component: &Component) -> Option<SocketAddr>;
 }
 
 pub mod local;

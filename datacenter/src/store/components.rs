@@ -32,8 +32,9 @@ type Row = (
     Option<String>,
     i64,
     i64,
+    Option<String>,
 );
-const COLS: &str = "SELECT id, team, app, name, spec, status, desired_running, version, created_at, updated_at FROM components";
+const COLS: &str = "SELECT id, team, app, name, spec, status, desired_running, version, created_at, updated_at, status_message FROM components";
 
 #[derive(Clone, Debug)]
 pub struct ComponentStore {
@@ -187,12 +188,107 @@ impl ComponentStore {
     }
 
     pub async fn set_status(&self, key: &Key, status: ComponentStatus) -> Result<()> {
+        self.set_state(key, status, None).await
+    }
+
+    /// The status and why (an exit reason, a failed probe); `None` clears the why.
+    pub async fn set_state(
+        &self,
+        key: &Key,
+        status: ComponentStatus,
+        message: Option<&str>,
+    ) -> Result<()> {
+        let id = self.id(key).await?;
+        sqlx::query(
+            "UPDATE components SET status = $1, status_message = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(message)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The version now deployed.
+    pub async fn set_version(&self, key: &Key, version: &str) -> Result<()> {
         self.exec_on(
             key,
-            "UPDATE components SET status = $1, updated_at = $2 WHERE id = $3",
-            status.as_str(),
+            "UPDATE components SET version = $1, updated_at = $2 WHERE id = $3",
+            version,
         )
         .await
+    }
+
+    /// Puts back the configuration and secrets a version ran with (rollback),
+    /// keeping the current replica count.
+    pub async fn restore(
+        &self,
+        key: &Key,
+        spec: &ComponentSpec,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let id = self.id(key).await?;
+        let current = self.get(key).await?;
+        let mut spec = spec.clone();
+        spec.replicas = current.replicas;
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("UPDATE components SET spec = $1, updated_at = $2 WHERE id = $3")
+            .bind(stored_spec(&spec))
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM secrets WHERE component_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (name, value) in secrets {
+            sqlx::query("INSERT INTO secrets (component_id, name, sealed) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(name)
+                .bind(self.secrets.seal(value))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The component's push-webhook secret, made on first use.
+    pub async fn webhook_secret(&self, key: &Key) -> Result<String> {
+        let id = self.id(key).await?;
+        let (sealed,): (Option<String>,) =
+            sqlx::query_as("SELECT webhook_secret FROM components WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.db.pool)
+                .await?;
+        if let Some(s) = sealed {
+            return self.secrets.open(&s).map_err(Error::internal);
+        }
+        let secret = crate::crypto::random_token(32);
+        // Two first readers at once: the first write wins and both read it back.
+        sqlx::query(
+            "UPDATE components SET webhook_secret = $1 WHERE id = $2 AND webhook_secret IS NULL",
+        )
+        .bind(self.secrets.seal(&secret))
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        let (sealed,): (Option<String>,) =
+            sqlx::query_as("SELECT webhook_secret FROM components WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.db.pool)
+                .await?;
+        self.secrets
+            .open(&sealed.unwrap_or_default())
+            .map_err(Error::internal)
+    }
+
+    /// The sealing box, shared with the version store.
+    pub fn secret_box(&self) -> &SecretBox {
+        &self.secrets
     }
 
     pub async fn set_desired_running(&self, key: &Key, running: bool) -> Result<()> {
@@ -242,7 +338,7 @@ impl ComponentStore {
         Ok(())
     }
 
-    async fn id(&self, key: &Key) -> Result<i64> {
+    pub(crate) async fn id(&self, key: &Key) -> Result<i64> {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM components WHERE team = $1 AND app = $2 AND name = $3")
                 .bind(&key.team)
@@ -256,7 +352,7 @@ impl ComponentStore {
 
     async fn to_component(
         &self,
-        (id, team, app, name, spec, status, desired, version, created_at, updated_at): Row,
+        (id, team, app, name, spec, status, desired, version, created_at, updated_at, status_message): Row,
     ) -> Result<Component> {
         let spec: ComponentSpec = serde_json::from_str(&spec).map_err(Error::internal)?;
         let names: Vec<(String,)> =
@@ -283,7 +379,7 @@ impl ComponentStore {
             version,
             created_at,
             updated_at,
-            status_message: None,
+            status_message,
             url: None,
         })
     }

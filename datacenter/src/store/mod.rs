@@ -1,9 +1,10 @@
 //! The datacenter's desired state and history: components (with their
-//! encrypted secrets) and events with their log lines.
+//! encrypted secrets), their versions, and events with their log lines.
 
 pub mod components;
 pub mod db;
 pub mod events;
+pub mod versions;
 
 pub use db::{now_ms, Backend, Db, Migrations};
 

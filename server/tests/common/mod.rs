@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod datacenter_process;
+
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use server::config::ServeConfig;

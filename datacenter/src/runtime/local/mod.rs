@@ -1,0 +1,563 @@
+//! The local runtime: each replica of a component is a supervised child
+//! process on this machine (see `process`), started in its version's
+//! artifact with the component's environment, secrets, links and `PORT`.
+//! Each component has one stable loopback address in front of its replicas
+//! (see `balancer`). "Running" means every replica is alive and passes the
+//! health probe; a new version takes over only once its replicas do.
+
+mod balancer;
+mod probe;
+mod process;
+
+use super::{Observed, Runtime, RuntimeError, Target};
+use crate::api::{Capacity, Component, ComponentStatus, HealthProbe, ReplicaInfo};
+use crate::logs::component::ComponentLogs;
+use crate::logs::EventLog;
+use crate::store::components::Key;
+use balancer::Balancer;
+use probe::Probe;
+use process::{Launch, ReplicaState, SharedState};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+
+struct Replica {
+    index: u32,
+    port: u16,
+    version: String,
+    /// Set to true to make the supervisor stop the process and exit.
+    stop: watch::Sender<bool>,
+    state: SharedState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Deployed {
+    fingerprint: String,
+    probe: Probe,
+    replicas: Vec<Replica>,
+    balancer: Balancer,
+    next_index: u32,
+}
+
+/// What one converge wants running, computed from the target.
+struct Plan {
+    version: String,
+    command: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    path_prepend: Vec<PathBuf>,
+    probe: Probe,
+    memory_mb: i64,
+    fingerprint: String,
+}
+
+pub struct LocalRuntime {
+    work_dir: PathBuf,
+    logs: Arc<ComponentLogs>,
+    deployed: Mutex<HashMap<String, Deployed>>,
+    /// One converge at a time per component.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Component → the port of its stable address, kept across restarts so
+    /// dependents and routes keep working.
+    addresses: Mutex<HashMap<String, u16>>,
+}
+
+impl LocalRuntime {
+    pub fn new(work_dir: PathBuf, logs: Arc<ComponentLogs>) -> Self {
+        let addresses = std::fs::read(work_dir.join("addresses.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        LocalRuntime {
+            work_dir,
+            logs,
+            deployed: Mutex::default(),
+            locks: Mutex::default(),
+            addresses: Mutex::new(addresses),
+        }
+    }
+
+    fn name(c: &Component) -> String {
+        format!("{}/{}/{}", c.team, c.app, c.name)
+    }
+
+    fn key(c: &Component) -> Key {
+        Key {
+            team: c.team.clone(),
+            app: c.app.clone(),
+            name: c.name.clone(),
+        }
+    }
+
+    fn lock_for(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn remember_address(&self, name: &str, port: Option<u16>) {
+        let mut a = self.addresses.lock().unwrap();
+        match port {
+            Some(p) => a.insert(name.to_string(), p),
+            None => a.remove(name),
+        };
+        let _ = std::fs::create_dir_all(&self.work_dir);
+        if let Ok(json) = serde_json::to_vec(&*a) {
+            let tmp = self.work_dir.join("addresses.json.tmp");
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(tmp, self.work_dir.join("addresses.json"));
+            }
+        }
+    }
+
+    fn plan(&self, target: &Target) -> Result<Plan, RuntimeError> {
+        let c = &target.component;
+        let (version, command, dir, path_prepend, app_health) = match &target.release {
+            Some(r) => (
+                r.version.clone(),
+                c.build
+                    .run_command
+                    .clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| r.run_command.clone()),
+                r.dir.clone(),
+                r.path_prepend.clone(),
+                r.health_path.clone(),
+            ),
+            None => {
+                let Some(cmd) = c.build.run_command.clone().filter(|s| !s.trim().is_empty())
+                else {
+                    return Err(RuntimeError::Unsupported(
+                        "nothing to run yet: build the component (or set a run command)".into(),
+                    ));
+                };
+                let dir = self.work_dir.join(&c.team).join(&c.app).join(&c.name);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| RuntimeError::Failed(format!("work dir: {e}")))?;
+                ("-".to_string(), cmd, dir, Vec::new(), None)
+            }
+        };
+        let probe = match (&c.health, app_health) {
+            (Some(HealthProbe::Http { path, .. }), _) => Probe::Http(path.clone()),
+            (Some(HealthProbe::Tcp { .. }), _) => Probe::Tcp,
+            (None, Some(path)) => Probe::Http(path),
+            // A built app that declares ports must at least accept connections.
+            (None, None) if target.release.is_some() && !c.ports.is_empty() => Probe::Tcp,
+            (None, None) => Probe::Alive,
+        };
+        let mut env: Vec<(String, String)> = target.links.clone();
+        env.extend(c.env.iter().map(|e| (e.name.clone(), e.value.clone())));
+        env.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let fingerprint = format!(
+            "{version}|{command}|{}|{env:?}|{probe:?}|{}",
+            dir.display(),
+            c.resources.memory_mb
+        );
+        Ok(Plan {
+            version,
+            command,
+            dir,
+            env,
+            path_prepend,
+            probe,
+            memory_mb: c.resources.memory_mb,
+            fingerprint,
+        })
+    }
+
+    fn start_replica(&self, c: &Component, plan: &Plan, index: u32) -> Result<Replica, RuntimeError> {
+        let port = free_port()?;
+        let (stop, rx) = watch::channel(false);
+        let state: SharedState = Arc::default();
+        let launch = Launch {
+            key: Self::key(c),
+            index,
+            version: plan.version.clone(),
+            command: plan.command.clone(),
+            dir: plan.dir.clone(),
+            env: plan.env.clone(),
+            path_prepend: plan.path_prepend.clone(),
+            port,
+            memory_mb: plan.memory_mb,
+        };
+        let task = tokio::spawn(process::supervise(launch, self.logs.clone(), state.clone(), rx));
+        Ok(Replica {
+            index,
+            port,
+            version: plan.version.clone(),
+            stop,
+            state,
+            task,
+        })
+    }
+
+    async fn stop_all(replicas: Vec<Replica>) {
+        for r in &replicas {
+            let _ = r.stop.send(true);
+        }
+        for r in replicas {
+            let _ = r.task.await;
+        }
+    }
+
+    /// Waits until every replica is alive and passes the probe; on timeout,
+    /// says why.
+    async fn wait_healthy(
+        replicas: &[(u16, SharedState)],
+        probe: &Probe,
+        log: &EventLog,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+        loop {
+            let mut healthy = true;
+            for (port, state) in replicas {
+                if !state.lock().unwrap().alive || !probe::check(probe, *port).await {
+                    healthy = false;
+                    break;
+                }
+            }
+            if healthy && *probe == Probe::Alive {
+                // Without a probe, give a crashing command a moment to show it.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                healthy = replicas.iter().all(|(_, s)| s.lock().unwrap().alive);
+            }
+            if healthy {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let exit = replicas
+                    .iter()
+                    .find_map(|(_, s)| s.lock().unwrap().last_exit.clone());
+                let why = match (exit, probe) {
+                    (Some(e), _) => format!("the process keeps ending ({e})"),
+                    (None, Probe::Http(p)) => format!("GET {p} does not answer 2xx/3xx"),
+                    (None, _) => "it does not accept connections on $PORT".to_string(),
+                };
+                log.error(
+                    "health",
+                    format!("not healthy after {}s: {why}", HEALTHY_WITHIN.as_secs()),
+                )
+                .await;
+                return Err(why);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn free_port() -> Result<u16, RuntimeError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| RuntimeError::Failed(format!("no free port: {e}")))
+}
+
+fn describe_probe(p: &Probe) -> String {
+    match p {
+        Probe::Alive => "no health check: running means the processes stay up".into(),
+        Probe::Tcp => "waiting for $PORT to accept connections".into(),
+        Probe::Http(path) => format!("waiting for GET {path} to answer 2xx/3xx"),
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for LocalRuntime {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn capacity(&self) -> Capacity {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1);
+        let mem_kb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+            })
+            .unwrap_or(0);
+        Capacity {
+            cpu_millicores: cores * 1000,
+            memory_mb: mem_kb / 1024,
+        }
+    }
+
+    async fn converge(&self, target: &Target, log: &EventLog) -> Result<Observed, RuntimeError> {
+        let c = &target.component;
+        let name = Self::name(c);
+        let lock = self.lock_for(&name);
+        let _serial = lock.lock().await;
+
+        if !target.running {
+            let old = self.deployed.lock().unwrap().remove(&name);
+            if let Some(old) = old {
+                log.info(
+                    "stop",
+                    format!(
+                        "stopping {} replica(s) (SIGTERM, then SIGKILL after {}s)",
+                        old.replicas.len(),
+                        process::GRACE.as_secs()
+                    ),
+                )
+                .await;
+                Self::stop_all(old.replicas).await;
+            }
+            return Ok(Observed {
+                status: ComponentStatus::Stopped,
+                message: None,
+            });
+        }
+        let plan = self.plan(target)?;
+        let want = c.replicas as usize;
+
+        // First run (or after a restart of the datacenter): bind the address.
+        let fresh = !self.deployed.lock().unwrap().contains_key(&name);
+        if fresh {
+            let remembered = self.addresses.lock().unwrap().get(&name).copied();
+            let balancer = Balancer::bind(remembered)
+                .await
+                .map_err(|e| RuntimeError::Failed(format!("cannot bind the component address: {e}")))?;
+            self.remember_address(&name, Some(balancer.addr().port()));
+            log.info("address", format!("component address {}", balancer.addr()))
+                .await;
+            self.deployed.lock().unwrap().insert(
+                name.clone(),
+                Deployed {
+                    fingerprint: String::new(),
+                    probe: plan.probe.clone(),
+                    replicas: Vec::new(),
+                    balancer,
+                    next_index: 1,
+                },
+            );
+        }
+
+        let (same, running_now, mut next_index) = {
+            let d = self.deployed.lock().unwrap();
+            let d = d.get(&name).expect("inserted above");
+            (d.fingerprint == plan.fingerprint, d.replicas.len(), d.next_index)
+        };
+
+        if (!same || target.restart) && running_now > 0 {
+            // Rolling: the new replicas must be healthy before the old stop.
+            log.info(
+                "rollout",
+                format!(
+                    "starting {want} replica(s) of {}; the {running_now} running keep serving until they are healthy",
+                    plan.version
+                ),
+            )
+            .await;
+            let mut fresh_set = Vec::new();
+            for _ in 0..want {
+                fresh_set.push(self.start_replica(c, &plan, next_index)?);
+                next_index += 1;
+            }
+            log.info("health", describe_probe(&plan.probe)).await;
+            let watch: Vec<_> = fresh_set.iter().map(|r| (r.port, r.state.clone())).collect();
+            if let Err(why) = Self::wait_healthy(&watch, &plan.probe, log).await {
+                Self::stop_all(fresh_set).await;
+                if let Some(d) = self.deployed.lock().unwrap().get_mut(&name) {
+                    d.next_index = next_index;
+                }
+                log.warn("rollout", "the previous replicas keep serving").await;
+                return Err(RuntimeError::Unsupported(format!(
+                    "the new replicas did not become healthy ({why}); the previous ones keep serving"
+                )));
+            }
+            let old = {
+                let mut d = self.deployed.lock().unwrap();
+                let d = d.get_mut(&name).expect("deployed");
+                d.balancer
+                    .set_backends(fresh_set.iter().map(|r| r.port).collect());
+                d.fingerprint = plan.fingerprint.clone();
+                d.probe = plan.probe.clone();
+                d.next_index = next_index;
+                std::mem::replace(&mut d.replicas, fresh_set)
+            };
+            log.info(
+                "rollout",
+                format!("traffic moved to {}; stopping {} old replica(s)", plan.version, old.len()),
+            )
+            .await;
+            Self::stop_all(old).await;
+            log.info("health", format!("{want} replica(s) healthy")).await;
+            return Ok(Observed {
+                status: ComponentStatus::Running,
+                message: None,
+            });
+        }
+
+        // Same release: only the replica count may differ.
+        let (surplus, added) = {
+            let mut d = self.deployed.lock().unwrap();
+            let d = d.get_mut(&name).expect("deployed");
+            d.fingerprint = plan.fingerprint.clone();
+            d.probe = plan.probe.clone();
+            let surplus: Vec<Replica> = if d.replicas.len() > want {
+                d.replicas.split_off(want)
+            } else {
+                Vec::new()
+            };
+            let mut added = Vec::new();
+            while d.replicas.len() < want {
+                let r = self.start_replica(c, &plan, d.next_index)?;
+                d.next_index += 1;
+                added.push((r.index, r.port, r.state.clone()));
+                d.replicas.push(r);
+            }
+            d.balancer
+                .set_backends(d.replicas.iter().map(|r| r.port).collect());
+            (surplus, added)
+        };
+        if !surplus.is_empty() {
+            log.info("scale", format!("stopping {} replica(s)", surplus.len()))
+                .await;
+            Self::stop_all(surplus).await;
+        }
+        for (index, port, _) in &added {
+            log.info("start", format!("replica {index} of {} started on port {port}", plan.version))
+                .await;
+        }
+        if want == 0 {
+            return Ok(Observed {
+                status: ComponentStatus::Stopped,
+                message: Some("scaled to zero replicas".into()),
+            });
+        }
+        let all: Vec<(u16, SharedState)> = {
+            let d = self.deployed.lock().unwrap();
+            d.get(&name)
+                .map(|d| d.replicas.iter().map(|r| (r.port, r.state.clone())).collect())
+                .unwrap_or_default()
+        };
+        log.info("health", describe_probe(&plan.probe)).await;
+        match Self::wait_healthy(&all, &plan.probe, log).await {
+            Ok(()) => {
+                log.info("health", format!("{want} replica(s) healthy")).await;
+                Ok(Observed {
+                    status: ComponentStatus::Running,
+                    message: None,
+                })
+            }
+            Err(why) => Ok(Observed {
+                status: ComponentStatus::Abnormal,
+                message: Some(why),
+            }),
+        }
+    }
+
+    async fn remove(&self, component: &Component, log: &EventLog) -> Result<(), RuntimeError> {
+        let name = Self::name(component);
+        let lock = self.lock_for(&name);
+        let _serial = lock.lock().await;
+        let old = self.deployed.lock().unwrap().remove(&name);
+        if let Some(old) = old {
+            log.info("stop", format!("stopping {} replica(s)", old.replicas.len()))
+                .await;
+            Self::stop_all(old.replicas).await;
+        }
+        self.remember_address(&name, None);
+        let dir = self
+            .work_dir
+            .join(&component.team)
+            .join(&component.app)
+            .join(&component.name);
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    async fn observe(&self, component: &Component) -> Observed {
+        let (probe, replicas) = {
+            let deployed = self.deployed.lock().unwrap();
+            match deployed.get(&Self::name(component)) {
+                None => {
+                    return Observed {
+                        status: ComponentStatus::Stopped,
+                        message: None,
+                    }
+                }
+                Some(d) => (
+                    d.probe.clone(),
+                    d.replicas
+                        .iter()
+                        .map(|r| (r.index, r.port, r.state.lock().unwrap().clone()))
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        };
+        if replicas.is_empty() {
+            return Observed {
+                status: ComponentStatus::Stopped,
+                message: Some("scaled to zero replicas".into()),
+            };
+        }
+        for (index, port, state) in &replicas {
+            if !state.alive {
+                return Observed {
+                    status: ComponentStatus::Abnormal,
+                    message: Some(format!(
+                        "replica {index} is down ({}), restarted {} time(s)",
+                        state.last_exit.as_deref().unwrap_or("not started"),
+                        state.restarts
+                    )),
+                };
+            }
+            if !probe::check(&probe, *port).await {
+                return Observed {
+                    status: ComponentStatus::Abnormal,
+                    message: Some(format!("replica {index} fails its health check")),
+                };
+            }
+        }
+        Observed {
+            status: ComponentStatus::Running,
+            message: None,
+        }
+    }
+
+    async fn replicas(&self, component: &Component) -> Vec<ReplicaInfo> {
+        let deployed = self.deployed.lock().unwrap();
+        let Some(d) = deployed.get(&Self::name(component)) else {
+            return Vec::new();
+        };
+        d.replicas
+            .iter()
+            .map(|r| {
+                let s: ReplicaState = r.state.lock().unwrap().clone();
+                ReplicaInfo {
+                    index: r.index,
+                    port: r.port,
+                    pid: s.pid,
+                    version: Some(r.version.clone()).filter(|v| v != "-"),
+                    alive: s.alive,
+                    restarts: s.restarts,
+                    last_exit: s.last_exit,
+                    started_at: s.started_at,
+                }
+            })
+            .collect()
+    }
+
+    fn address(&self, component: &Component) -> Option<SocketAddr> {
+        let name = Self::name(component);
+        if let Some(d) = self.deployed.lock().unwrap().get(&name) {
+            return Some(d.balancer.addr());
+        }
+        self.addresses
+            .lock()
+            .unwrap()
+            .get(&name)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+    }
+}

@@ -1,0 +1,82 @@
+//! A real `cloudport datacenter` process for tests: started on a chosen
+//! port and data folder, killed with SIGKILL, restarted on the same ones.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "datacenter-token-0123456789";
+
+pub struct DatacenterProcess {
+    child: Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl DatacenterProcess {
+    pub fn start(dir: &std::path::Path, port: u16) -> DatacenterProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_cloudport"))
+            .args([
+                "datacenter",
+                "--name",
+                "dc2",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--reconcile-secs",
+                "1",
+            ])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("CLOUDPORT_DATACENTER_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cloudport datacenter");
+        DatacenterProcess {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if reqwest::get(format!("{}/healthz", self.url()))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("datacenter did not become ready");
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        *self = DatacenterProcess::start(&self.dir.clone(), self.port);
+    }
+}
+
+impl Drop for DatacenterProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
