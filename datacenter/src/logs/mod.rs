@@ -1,6 +1,7 @@
 //! Event logs: every operation's ordered lines, stored for replay and fanned
 //! out live to stream subscribers.
 
+pub mod component;
 pub mod hub;
 
 use crate::api::{EventStatus, Level, LogLine};
