@@ -8,6 +8,8 @@ pub mod api;
 pub mod client;
 
 #[cfg(feature = "service")]
+pub mod builder;
+#[cfg(feature = "service")]
 pub mod crypto;
 #[cfg(feature = "service")]
 pub mod error;
@@ -25,5 +27,7 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "service")]
 pub mod validate;
+#[cfg(feature = "service")]
+pub mod webhook;
 #[cfg(feature = "service")]
 pub mod worker;
