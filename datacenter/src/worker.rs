@@ -176,6 +176,10 @@ async fn perform(dc: &Arc<Datacenter>, task: &ActionTask, log: &EventLog) -> Res
             };
             dc.runtime.remove(&c, log).await.map_err(runtime_error)?;
             dc.components.delete(&key).await?;
+            dc.builder.remove(&key);
+            dc.component_logs.remove(&key).await;
+            log.info("store", "versions, artifacts, caches and logs removed")
+                .await;
             Ok(format!("component {} deleted", key.name))
         }
         ActionKind::Start => {

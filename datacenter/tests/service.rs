@@ -265,12 +265,33 @@ async fn actions_flow(client: DatacenterClient) {
         ev.lines
     );
 
-    // Building needs the builder: refused up front, not queued to fail later.
-    match client
+    // An upload component with nothing uploaded: the build says what to do,
+    // and what runs keeps running.
+    let built = client
         .act("acme", "shop", "web", &req(ActionKind::Build))
         .await
+        .unwrap();
+    let ev = wait_event(&client, &built.event_id).await;
+    assert_eq!(ev.event.status, EventStatus::Failed);
+    assert!(ev.event.message.contains("no source uploaded"), "{}", ev.event.message);
+    assert_eq!(
+        client.component("acme", "shop", "web").await.unwrap().status,
+        ComponentStatus::Running
+    );
+    // A rollback needs a version that exists: refused up front.
+    match client
+        .act(
+            "acme",
+            "shop",
+            "web",
+            &ActionRequest {
+                version: Some("v7".into()),
+                ..req(ActionKind::Rollback)
+            },
+        )
+        .await
     {
-        Err(ClientError::Api { status: 422, .. }) => {}
+        Err(ClientError::Api { status: 404, .. }) => {}
         other => panic!("{other:?}"),
     }
 
@@ -306,6 +327,7 @@ async fn actions_flow(client: DatacenterClient) {
         kinds,
         vec![
             ActionKind::Stop,
+            ActionKind::Build,
             ActionKind::Scale,
             ActionKind::Start,
             ActionKind::Create
@@ -432,4 +454,46 @@ async fn the_stream_replays_history_then_follows_live_until_closed() {
         steps.contains(&"start".to_string()) && steps.last() == Some(&"done".to_string()),
         "{steps:?}"
     );
+}
+
+/// A command that keeps crashing is `abnormal` and says how it ends; the
+/// supervisor keeps restarting it with growing pauses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_component_is_abnormal_with_its_exit_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, client) = datacenter(dir.path()).await;
+    let mut s = spec("crashy");
+    s.build.run_command = Some("echo starting; exit 3".into());
+    s.health = None;
+    client
+        .create_component("acme", "shop", &s, "tester")
+        .await
+        .unwrap();
+    let started = client
+        .act(
+            "acme",
+            "shop",
+            "crashy",
+            &ActionRequest {
+                action: ActionKind::Start,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+        .unwrap();
+    wait_event(&client, &started.event_id).await;
+    let mut last = None;
+    for _ in 0..100 {
+        let c = client.component("acme", "shop", "crashy").await.unwrap();
+        if c.status == ComponentStatus::Abnormal
+            && c.status_message.as_deref().is_some_and(|m| m.contains("exit code 3"))
+        {
+            return;
+        }
+        last = Some(c);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never abnormal with its exit reason: {last:?}");
 }

@@ -123,6 +123,10 @@ impl ComponentStore {
             .bind(id)
             .execute(&self.db.pool)
             .await?;
+        sqlx::query("DELETE FROM versions WHERE component_id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
         sqlx::query("DELETE FROM components WHERE id = $1")
             .bind(id)
             .execute(&self.db.pool)

@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+const CRASH_LOOP: u32 = 3;
 
 struct Replica {
     index: u32,
@@ -216,6 +217,10 @@ impl LocalRuntime {
         log: &EventLog,
     ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+        let baseline: Vec<u32> = replicas
+            .iter()
+            .map(|(_, s)| s.lock().unwrap().restarts)
+            .collect();
         loop {
             let mut healthy = true;
             for (port, state) in replicas {
@@ -232,7 +237,12 @@ impl LocalRuntime {
             if healthy {
                 return Ok(());
             }
-            if tokio::time::Instant::now() > deadline {
+            // Three crashes in a row: a crash loop, not a slow start.
+            let crash_loop = replicas
+                .iter()
+                .zip(&baseline)
+                .any(|((_, s), base)| s.lock().unwrap().restarts >= base + CRASH_LOOP);
+            if crash_loop || tokio::time::Instant::now() > deadline {
                 let exit = replicas
                     .iter()
                     .find_map(|(_, s)| s.lock().unwrap().last_exit.clone());
@@ -241,11 +251,12 @@ impl LocalRuntime {
                     (None, Probe::Http(p)) => format!("GET {p} does not answer 2xx/3xx"),
                     (None, _) => "it does not accept connections on $PORT".to_string(),
                 };
-                log.error(
-                    "health",
-                    format!("not healthy after {}s: {why}", HEALTHY_WITHIN.as_secs()),
-                )
-                .await;
+                let when = if crash_loop {
+                    format!("crashed {CRASH_LOOP} times")
+                } else {
+                    format!("not healthy after {}s", HEALTHY_WITHIN.as_secs())
+                };
+                log.error("health", format!("{when}: {why}")).await;
                 return Err(why);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
