@@ -497,3 +497,42 @@ async fn a_crash_looping_component_is_abnormal_with_its_exit_reason() {
     }
     panic!("never abnormal with its exit reason: {last:?}");
 }
+
+/// A volume is a directory that outlives replicas and versions, reachable at
+/// its mount path inside the working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_persist_outside_the_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, client) = datacenter(dir.path()).await;
+    let mut s = spec("vol");
+    s.build.run_command = Some("echo \"$CLOUDPORT_VOLUME_DATA\" > data/where && sleep 600".into());
+    s.health = None;
+    s.volumes = vec![Volume {
+        name: "data".into(),
+        mount_path: "/data".into(),
+        size_mb: 10,
+    }];
+    client
+        .create_component("acme", "shop", &s, "tester")
+        .await
+        .unwrap();
+    let started = client
+        .act(
+            "acme",
+            "shop",
+            "vol",
+            &ActionRequest {
+                action: ActionKind::Start,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let ev = wait_event(&client, &started.event_id).await;
+    assert_eq!(ev.event.status, EventStatus::Succeeded, "{:#?}", ev.lines);
+    let store = dir.path().join("work/volumes/acme/shop/vol/data");
+    let written = std::fs::read_to_string(store.join("where")).unwrap();
+    assert_eq!(written.trim(), store.display().to_string());
+}

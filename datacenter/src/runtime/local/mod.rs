@@ -155,6 +155,7 @@ impl LocalRuntime {
             (None, None) => Probe::Alive,
         };
         let mut env: Vec<(String, String)> = target.links.clone();
+        env.extend(self.volumes(c, &dir)?);
         env.extend(c.env.iter().map(|e| (e.name.clone(), e.value.clone())));
         env.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         let fingerprint = format!(
@@ -172,6 +173,40 @@ impl LocalRuntime {
             memory_mb: c.resources.memory_mb,
             fingerprint,
         })
+    }
+
+    /// Volumes outlive versions: each is a directory of its own under the
+    /// work folder. A process here cannot mount anything, so the volume
+    /// appears at its mount path inside the working directory (`/data` →
+    /// `./data`, a symbolic link) and its absolute path is in
+    /// `CLOUDPORT_VOLUME_<NAME>`.
+    fn volumes(&self, c: &Component, dir: &std::path::Path) -> Result<Vec<(String, String)>, RuntimeError> {
+        let mut env = Vec::new();
+        for v in &c.volumes {
+            let store = self
+                .work_dir
+                .join("volumes")
+                .join(&c.team)
+                .join(&c.app)
+                .join(&c.name)
+                .join(&v.name);
+            std::fs::create_dir_all(&store)
+                .map_err(|e| RuntimeError::Failed(format!("volume {}: {e}", v.name)))?;
+            let link = dir.join(v.mount_path.trim_start_matches('/'));
+            if std::fs::symlink_metadata(&link).is_err() {
+                if let Some(parent) = link.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                std::os::unix::fs::symlink(&store, &link).map_err(|e| {
+                    RuntimeError::Failed(format!("volume {} at {}: {e}", v.name, v.mount_path))
+                })?;
+            }
+            env.push((
+                format!("CLOUDPORT_VOLUME_{}", v.name.to_uppercase().replace('-', "_")),
+                store.display().to_string(),
+            ));
+        }
+        Ok(env)
     }
 
     fn start_replica(&self, c: &Component, plan: &Plan, index: u32) -> Result<Replica, RuntimeError> {
