@@ -536,3 +536,58 @@ async fn volumes_persist_outside_the_replica() {
     let written = std::fs::read_to_string(store.join("where")).unwrap();
     assert_eq!(written.trim(), store.display().to_string());
 }
+
+/// A component's output and resource use arrive live on their channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_and_resource_use_stream_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, client) = datacenter(dir.path()).await;
+    let mut s = spec("busy");
+    s.build.run_command =
+        Some("while :; do echo tick; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done".into());
+    s.health = None;
+    client
+        .create_component("acme", "shop", &s, "tester")
+        .await
+        .unwrap();
+    let mut logs = client.follow("logs:acme/shop/busy", 64).await.unwrap();
+    let mut metrics = client.follow("metrics:acme/shop/busy", 64).await.unwrap();
+    let started = client
+        .act(
+            "acme",
+            "shop",
+            "busy",
+            &ActionRequest {
+                action: ActionKind::Start,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+        .unwrap();
+    wait_event(&client, &started.event_id).await;
+    match tokio::time::timeout(Duration::from_secs(10), logs.recv()).await.unwrap() {
+        Some(StreamMessage::Line { line, .. }) => {
+            assert_eq!(line.message, "tick");
+            assert_eq!(line.step, "1/-", "replica 1, no version (a plain run command)");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first sample only starts the CPU clock; a later one shows the work.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), metrics.recv()).await.unwrap() {
+            Some(StreamMessage::Metrics { sample, .. }) => {
+                if let Some(r) = sample.replicas.first() {
+                    if r.cpu_percent > 10.0 && r.memory_mb > 0.0 {
+                        assert_eq!(r.index, 1);
+                        break;
+                    }
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "no busy sample");
+    }
+}

@@ -11,6 +11,8 @@
 //! - `logs:<team>/<app>/<component>`: a component's output (stdout and
 //!   stderr of its replicas), the last [`LOG_HISTORY`] stored lines, then live
 //!   for as long as the client stays subscribed (never `closed`).
+//! - `metrics:<team>/<app>/<component>`: CPU and memory of each replica,
+//!   sampled every [`METRICS_EVERY`] while someone listens (never `closed`).
 
 use super::{StreamMessage, StreamRequest};
 use crate::logs::component::ComponentLogs;
@@ -113,13 +115,58 @@ pub async fn follow(dc: Arc<Datacenter>, channel: String, tx: mpsc::Sender<Strea
                 let _ = tx.send(StreamMessage::Error { channel, message }).await;
             }
         }
+    } else if let Some(path) = channel.strip_prefix("metrics:") {
+        match component_key(path) {
+            Ok(key) => follow_metrics(dc, channel, key, tx).await,
+            Err(message) => {
+                let _ = tx.send(StreamMessage::Error { channel, message }).await;
+            }
+        }
     } else {
         let _ = tx
             .send(StreamMessage::Error {
                 channel,
-                message: "unknown channel (use event:<id> or logs:<team>/<app>/<component>)".into(),
+                message: "unknown channel (use event:<id>, logs:<team>/<app>/<component> or metrics:<team>/<app>/<component>)".into(),
             })
             .await;
+    }
+}
+
+pub const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Samples on demand: nothing is measured for a component nobody watches.
+async fn follow_metrics(
+    dc: Arc<Datacenter>,
+    channel: String,
+    key: Key,
+    tx: mpsc::Sender<StreamMessage>,
+) {
+    let mut tick = tokio::time::interval(METRICS_EVERY);
+    loop {
+        tick.tick().await;
+        let component = match dc.components.get(&key).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx
+                    .send(StreamMessage::Error {
+                        channel,
+                        message: e.to_string(),
+                    })
+                    .await;
+                return;
+            }
+        };
+        let sample = crate::api::MetricsSample {
+            time: crate::store::now_ms(),
+            replicas: dc.runtime.usage(&component).await,
+        };
+        let msg = StreamMessage::Metrics {
+            channel: channel.clone(),
+            sample,
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
     }
 }
 

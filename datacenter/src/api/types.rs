@@ -391,8 +391,9 @@ pub struct Accepted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum StreamRequest {
-    /// Channels: `event:<id>` (an operation's log) or
-    /// `logs:<team>/<app>/<component>` (a component's output, live).
+    /// Channels: `event:<id>` (an operation's log),
+    /// `logs:<team>/<app>/<component>` (a component's output, live) or
+    /// `metrics:<team>/<app>/<component>` (resource use every 2 s).
     Subscribe {
         channel: String,
     },
@@ -424,6 +425,30 @@ pub enum StreamMessage {
         channel: String,
         message: String,
     },
+    /// A sample of a component's resource use (`metrics:` channels).
+    Metrics {
+        channel: String,
+        sample: MetricsSample,
+    },
+}
+
+/// Resource use of a component's replicas at one moment.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSample {
+    /// Unix ms.
+    pub time: i64,
+    pub replicas: Vec<ReplicaUsage>,
+}
+
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaUsage {
+    pub index: u32,
+    /// Of one core, over the time since the previous sample (100 = one core busy).
+    pub cpu_percent: f64,
+    /// Resident memory of the replica's processes.
+    pub memory_mb: f64,
 }
 
 /// JSON error body of every failed request.

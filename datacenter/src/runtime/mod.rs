@@ -2,7 +2,7 @@
 //! process supervisor on one machine, or Kubernetes. Handlers and the
 //! reconciler only ever talk to this trait.
 
-use crate::api::{Capacity, Component, ComponentStatus, ReplicaInfo};
+use crate::api::{Capacity, Component, ComponentStatus, ReplicaInfo, ReplicaUsage};
 use crate::logs::EventLog;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,6 +66,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// What is actually running, for the reconciler.
     async fn observe(&self, component: &Component) -> Observed;
     async fn replicas(&self, component: &Component) -> Vec<ReplicaInfo>;
+    /// CPU and memory of each replica now; CPU is averaged since the
+    /// previous call for the same component.
+    async fn usage(&self, component: &Component) -> Vec<ReplicaUsage>;
     /// The component's stable address, once it has run.
     fn address(&self, component: &Component) -> Option<SocketAddr>;
 }

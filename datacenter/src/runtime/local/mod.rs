@@ -8,9 +8,10 @@
 mod balancer;
 mod probe;
 mod process;
+mod usage;
 
 use super::{Observed, Runtime, RuntimeError, Target};
-use crate::api::{Capacity, Component, ComponentStatus, HealthProbe, ReplicaInfo};
+use crate::api::{Capacity, Component, ComponentStatus, HealthProbe, ReplicaInfo, ReplicaUsage};
 use crate::logs::component::ComponentLogs;
 use crate::logs::EventLog;
 use crate::store::components::Key;
@@ -66,6 +67,7 @@ pub struct LocalRuntime {
     /// Component → the port of its stable address, kept across restarts so
     /// dependents and routes keep working.
     addresses: Mutex<HashMap<String, u16>>,
+    cpu: Mutex<usage::CpuMeter>,
 }
 
 impl LocalRuntime {
@@ -80,6 +82,7 @@ impl LocalRuntime {
             deployed: Mutex::default(),
             locks: Mutex::default(),
             addresses: Mutex::new(addresses),
+            cpu: Mutex::default(),
         }
     }
 
@@ -593,6 +596,41 @@ impl Runtime for LocalRuntime {
                 }
             })
             .collect()
+    }
+
+    async fn usage(&self, component: &Component) -> Vec<ReplicaUsage> {
+        let groups: Vec<(u32, i32)> = {
+            let deployed = self.deployed.lock().unwrap();
+            let Some(d) = deployed.get(&Self::name(component)) else {
+                return Vec::new();
+            };
+            d.replicas
+                .iter()
+                .filter_map(|r| Some((r.index, r.state.lock().unwrap().pid? as i32)))
+                .collect()
+        };
+        if groups.is_empty() {
+            return Vec::new();
+        }
+        // Reading all of /proc is blocking work.
+        let procs = tokio::task::spawn_blocking(usage::snapshot)
+            .await
+            .unwrap_or_default();
+        let mut meter = self.cpu.lock().unwrap();
+        let out = groups
+            .iter()
+            .map(|(index, group)| {
+                let (ticks, rss_kb) = procs.get(group).copied().unwrap_or_default();
+                ReplicaUsage {
+                    index: *index,
+                    cpu_percent: (meter.percent(*group, ticks) * 10.0).round() / 10.0,
+                    memory_mb: (rss_kb as f64 / 1024.0 * 10.0).round() / 10.0,
+                }
+            })
+            .collect();
+        let live: Vec<i32> = procs.keys().copied().collect();
+        meter.retain(&live);
+        out
     }
 
     fn address(&self, component: &Component) -> Option<SocketAddr> {
