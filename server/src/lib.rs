@@ -6,7 +6,9 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod push;
 pub mod sessions;
+pub mod static_site;
 
 use config::ServeConfig;
 use console::{limiter::Limits, ConsoleService};
@@ -128,23 +130,20 @@ async fn start_embedded_datacenter(
     config: &ServeConfig,
     console: &Arc<ConsoleService>,
 ) -> Result<datacenter::service::Running> {
-    use datacenter::service::{DatacenterConfig, QueueConfig};
+    use datacenter::service::DatacenterConfig;
     let data_dir = config.data_dir.join("datacenter-local");
     let token = console::passwords::random_string(40);
     let dc_config = DatacenterConfig {
-        name: "local".into(),
-        listen: "127.0.0.1:0".parse().expect("address"),
-        data_dir: data_dir.clone(),
-        database_url: None,
-        token: token.clone(),
-        queue: QueueConfig::Embedded,
         workers: 2,
         reconcile_every: Duration::from_secs(5),
+        ..DatacenterConfig::new(
+            "local",
+            "127.0.0.1:0".parse().expect("address"),
+            data_dir,
+            token.clone(),
+        )
     };
-    let runtime = Arc::new(datacenter::runtime::local::LocalRuntime::new(
-        data_dir.join("work"),
-    ));
-    let running = datacenter::service::start(dc_config, runtime)
+    let running = datacenter::service::start(dc_config)
         .await
         .map_err(|e| Error::internal(format!("embedded datacenter: {e}")))?;
     console

@@ -21,6 +21,10 @@ enum Command {
     Serve(ServeConfig),
     /// Run a datacenter: its API, task queue, workers and runtime.
     Datacenter(server::config::DatacenterArgs),
+    /// Deploy a folder: create what is missing, upload, follow the build, print the URL.
+    Push(server::push::PushArgs),
+    /// Serve a folder of static files on $PORT (the run command of static sites).
+    ServeStatic(server::static_site::ServeStaticArgs),
 }
 
 /// argon2 needs a 19 MiB buffer per hash. glibc would serve the second one
@@ -52,16 +56,37 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("CLOUDPORT_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(config) => serve(config).await,
-        Command::Datacenter(args) => run_datacenter(args).await,
+        Command::Serve(config) => {
+            init_tracing("info,sqlx=warn", false);
+            serve(config).await
+        }
+        Command::Datacenter(args) => {
+            init_tracing("info,sqlx=warn", false);
+            run_datacenter(args).await
+        }
+        // Their stdout is for people and scripts (and an app's logs):
+        // diagnostics, if any, go to stderr.
+        Command::Push(args) => {
+            init_tracing("warn", true);
+            server::push::run(args).await
+        }
+        Command::ServeStatic(args) => {
+            init_tracing("warn", true);
+            server::static_site::run(args).await
+        }
+    }
+}
+
+fn init_tracing(default: &str, to_stderr: bool) {
+    let filter =
+        EnvFilter::try_from_env("CLOUDPORT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    if to_stderr {
+        fmt.with_writer(std::io::stderr).init();
+    } else {
+        fmt.init();
     }
 }
 
@@ -105,10 +130,7 @@ async fn wait(
 
 async fn run_datacenter(args: server::config::DatacenterArgs) -> std::process::ExitCode {
     let config = args.into_config();
-    let runtime = std::sync::Arc::new(datacenter::runtime::local::LocalRuntime::new(
-        config.data_dir.join("work"),
-    ));
-    match datacenter::service::start(config, runtime).await {
+    match datacenter::service::start(config).await {
         Ok(running) => wait(running.server, "cloudport datacenter").await,
         Err(e) => {
             eprintln!("cloudport datacenter: {e}");
