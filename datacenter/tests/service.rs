@@ -5,7 +5,6 @@
 use datacenter::api::*;
 use datacenter::client::{ClientError, DatacenterClient};
 use datacenter::service::{start, DatacenterConfig, Running};
-use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -590,4 +589,81 @@ async fn output_and_resource_use_stream_live() {
         }
         assert!(std::time::Instant::now() < deadline, "no busy sample");
     }
+}
+
+async fn act_and_wait(client: &DatacenterClient, name: &str, action: ActionKind) {
+    let accepted = client
+        .act(
+            "acme",
+            "shop",
+            name,
+            &ActionRequest {
+                action,
+                actor: "t".into(),
+                replicas: None,
+                version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let ev = wait_event(client, &accepted.event_id).await;
+    assert_eq!(ev.event.status, EventStatus::Succeeded, "{:#?}", ev.lines);
+}
+
+async fn next_line(rx: &mut tokio::sync::mpsc::Receiver<StreamMessage>) -> String {
+    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap() {
+        Some(StreamMessage::Line { line, .. }) => line.message,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A depends on B: A gets B's address and B's outer variables, and a change
+/// of B reaches A when A restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_inject_the_address_and_outer_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, client) = datacenter(dir.path()).await;
+    let mut backend = spec("backend");
+    backend.env.push(EnvVar {
+        name: "DB_NAME".into(),
+        value: "shop".into(),
+        outer: true,
+    });
+    client
+        .create_component("acme", "shop", &backend, "t")
+        .await
+        .unwrap();
+    act_and_wait(&client, "backend", ActionKind::Start).await;
+    let address = client
+        .component("acme", "shop", "backend")
+        .await
+        .unwrap()
+        .url
+        .expect("a started component has an address");
+
+    let mut front = spec("front");
+    front.build.run_command = Some("echo \"link $BACKEND_URL $DB_NAME\"; exec sleep 600".into());
+    front.health = None;
+    front.dependencies = vec![Dependency {
+        app: "shop".into(),
+        component: "backend".into(),
+    }];
+    client
+        .create_component("acme", "shop", &front, "t")
+        .await
+        .unwrap();
+    let mut logs = client.follow("logs:acme/shop/front", 64).await.unwrap();
+    act_and_wait(&client, "front", ActionKind::Start).await;
+    assert_eq!(next_line(&mut logs).await, format!("link {address} shop"));
+    // The address answers: it is B's, in front of B's replicas.
+    assert!(reqwest::get(&address).await.unwrap().status().is_success());
+
+    backend.env[1].value = "shop2".into();
+    let updated = client
+        .update_component("acme", "shop", &backend, "t")
+        .await
+        .unwrap();
+    wait_event(&client, &updated.event_id).await;
+    act_and_wait(&client, "front", ActionKind::Restart).await;
+    assert_eq!(next_line(&mut logs).await, format!("link {address} shop2"));
 }
