@@ -296,21 +296,13 @@ pub async fn create_component(
     name: String,
     source_kind: String,
     #[server(default)] source: Option<String>,
+    #[server(default)] reference: Option<String>,
     #[server(default)] run_command: Option<String>,
     #[server(default)] port: Option<String>,
     #[server(default)] replicas: Option<String>,
 ) -> Result<EventRef, AppError> {
     use datacenter::api::*;
-    let source = source.unwrap_or_default().trim().to_string();
-    let source = match source_kind.as_str() {
-        "git" => Source::Git {
-            url: source,
-            reference: "main".into(),
-        },
-        "image" => Source::Image { image: source },
-        "upload" => Source::Upload,
-        _ => return Err(invalid("Choose a source.")),
-    };
+    let source = source_from_form(&source_kind, source, reference)?;
     let port = match port.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => Some(
             p.parse::<u16>()
@@ -360,6 +352,7 @@ pub async fn operate_component(
     app: String,
     name: String,
     action: String,
+    #[server(default)] version: Option<String>,
 ) -> Result<EventRef, AppError> {
     use datacenter::api::ActionKind;
     let (c, req) = console()?;
@@ -367,6 +360,9 @@ pub async fn operate_component(
         "start" => ActionKind::Start,
         "stop" => ActionKind::Stop,
         "restart" => ActionKind::Restart,
+        "build" => ActionKind::Build,
+        "deploy" => ActionKind::Deploy,
+        "rollback" => ActionKind::Rollback,
         "delete" => return c.delete_component(&req, &team, &app, &name).await,
         _ => return Err(invalid("Unknown action.")),
     };
@@ -378,6 +374,7 @@ pub async fn operate_component(
         ComponentAction {
             action,
             replicas: None,
+            version: version.filter(|v| !v.trim().is_empty()),
         },
     )
     .await
@@ -462,6 +459,7 @@ pub async fn scale_component(
         ComponentAction {
             action: datacenter::api::ActionKind::Scale,
             replicas: Some(replicas),
+            version: None,
         },
     )
     .await
@@ -491,4 +489,126 @@ pub async fn component_settings(
         replicas: comp.replicas,
     };
     serde_json::to_string_pretty(&spec).map_err(|e| AppError::new("internal", e.to_string()))
+}
+
+/// The source a form describes: its kind, the git URL or image, and the git ref.
+#[cfg(feature = "ssr")]
+fn source_from_form(
+    kind: &str,
+    source: Option<String>,
+    reference: Option<String>,
+) -> Result<datacenter::api::Source, AppError> {
+    use datacenter::api::Source;
+    let source = source.unwrap_or_default().trim().to_string();
+    let reference = reference
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "main".into());
+    let need = |what: &str| {
+        if source.is_empty() {
+            Err(invalid(format!("Give the {what}.")))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match kind {
+        "git" => {
+            need("git repository URL")?;
+            Source::Git {
+                url: source,
+                reference,
+            }
+        }
+        "dockerfile" => {
+            need("git repository URL")?;
+            Source::Dockerfile {
+                url: source,
+                reference,
+            }
+        }
+        "image" => {
+            need("image")?;
+            Source::Image { image: source }
+        }
+        "upload" => Source::Upload,
+        _ => return Err(invalid("Choose a source.")),
+    })
+}
+
+/// What the caller may do to the team's components (to show the right controls).
+#[server(prefix = "/rpc", endpoint = "component_rights")]
+pub async fn get_component_rights(team: String) -> Result<ComponentRights, AppError> {
+    let (c, req) = console()?;
+    c.component_rights(&req, &team).await
+}
+
+#[server(prefix = "/rpc", endpoint = "versions")]
+pub async fn list_versions(
+    team: String,
+    app: String,
+    name: String,
+) -> Result<Vec<datacenter::api::Version>, AppError> {
+    let (c, req) = console()?;
+    c.versions(&req, &team, &app, &name).await
+}
+
+#[server(prefix = "/rpc", endpoint = "replicas")]
+pub async fn list_replicas(
+    team: String,
+    app: String,
+    name: String,
+) -> Result<Vec<datacenter::api::ReplicaInfo>, AppError> {
+    let (c, req) = console()?;
+    c.replicas(&req, &team, &app, &name).await
+}
+
+/// Searches the component's stored output for `q` (the newest 1,000 matches).
+#[server(prefix = "/rpc", endpoint = "search_logs")]
+pub async fn search_logs(
+    team: String,
+    app: String,
+    name: String,
+    q: String,
+) -> Result<datacenter::api::LogPage, AppError> {
+    let (c, req) = console()?;
+    let query = datacenter::api::LogQuery {
+        q: Some(q).filter(|q| !q.is_empty()),
+        since: None,
+        until: None,
+        limit: Some(1000),
+    };
+    c.component_logs(&req, &team, &app, &name, query).await
+}
+
+#[server(prefix = "/rpc", endpoint = "webhook")]
+pub async fn get_webhook(
+    team: String,
+    app: String,
+    name: String,
+) -> Result<WebhookEndpoint, AppError> {
+    let (c, req) = console()?;
+    c.webhook(&req, &team, &app, &name).await
+}
+
+/// What the datacenter's builder would do with a source, before creating
+/// anything.
+#[server(prefix = "/rpc", endpoint = "detect")]
+pub async fn detect_plan(
+    team: String,
+    datacenter: String,
+    source_kind: String,
+    #[server(default)] source: Option<String>,
+    #[server(default)] reference: Option<String>,
+    #[server(default)] run_command: Option<String>,
+) -> Result<datacenter::api::DetectedPlan, AppError> {
+    let source = source_from_form(&source_kind, source, reference)?;
+    let request = datacenter::api::DetectRequest {
+        source,
+        build: datacenter::api::BuildSettings {
+            run_command: run_command.filter(|r| !r.trim().is_empty()),
+            ..Default::default()
+        },
+    };
+    let (c, req) = console()?;
+    c.detect(&req, &team, &datacenter, request).await
 }

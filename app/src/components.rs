@@ -104,6 +104,84 @@ pub fn action_result<T: 'static>(
     }
 }
 
+/// Shows the outcome of an operation: its error, or a note with a link to
+/// the event that follows the work.
+pub fn event_result(
+    value: impl Fn() -> Option<Result<crate::model::EventRef, AppError>> + Send + Sync + 'static,
+    team: impl Fn() -> String + Send + Sync + 'static,
+    success: &'static str,
+) -> impl IntoView {
+    move || match value() {
+        Some(Ok(ev)) => {
+            let href = format!("/teams/{}/events/{}/{}", team(), ev.datacenter, ev.event_id);
+            view! {
+                <div class="alert ok" role="status">
+                    {success} " " <a href=href>"Follow its log"</a>
+                </div>
+            }
+            .into_any()
+        }
+        Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+        None => ().into_any(),
+    }
+}
+
+/// What a builder found in a source and how it will build and run it.
+#[component]
+pub fn PlanView(plan: datacenter::api::DetectedPlan) -> impl IntoView {
+    view! {
+        <div class="plan card" data-language=plan.language.clone()>
+            <p class="plan-head">
+                <span class="chip">{plan.language.clone()}</span>
+                <span class="muted">{plan.reason.clone()}</span>
+            </p>
+            {(!plan.runnable).then(|| view! {
+                <div class="alert error" role="alert">
+                    <strong>"This datacenter cannot run it."</strong> " "
+                    {plan.message.clone().unwrap_or_default()}
+                </div>
+            })}
+            {(plan.runnable && plan.message.is_some()).then(|| view! {
+                <p class="muted">{plan.message.clone().unwrap_or_default()}</p>
+            })}
+            <dl class="plan-facts">
+                <dt>"Build steps"</dt>
+                <dd>
+                    {if plan.steps.is_empty() {
+                        view! { <span class="muted">"none: it runs as it is"</span> }.into_any()
+                    } else {
+                        view! {
+                            <ol class="steps">
+                                {plan.steps.iter().map(|s| view! { <li><span class="step-name">{s.name.clone()}</span> <code>{s.command.clone()}</code></li> }).collect_view()}
+                            </ol>
+                        }.into_any()
+                    }}
+                </dd>
+                <dt>"Run command"</dt><dd><code>{plan.run_command.clone()}</code></dd>
+                {plan.port.map(|p| view! { <dt>"Listens on"</dt><dd>{format!("port {p} (when it does not read $PORT)")}</dd> })}
+                {plan.health_path.clone().map(|h| view! { <dt>"Health check"</dt><dd><code>{h}</code></dd> })}
+            </dl>
+        </div>
+    }
+}
+
+/// `1 line`, `2 lines`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Formats a duration in milliseconds as `850 ms`, `12.3 s` or `2 min 05 s`.
+pub fn format_duration(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
 /// A counter that ticks every `secs` seconds in the browser (never on the
 /// server), for pages that should follow changing state.
 pub fn use_refresh(secs: u64) -> RwSignal<u32> {
@@ -176,5 +254,13 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(format_time(1_709_210_096_000), "2024-02-29 12:34 UTC");
+    }
+
+    #[test]
+    fn formats_durations() {
+        use super::format_duration;
+        assert_eq!(format_duration(850), "850 ms");
+        assert_eq!(format_duration(12_345), "12.3 s");
+        assert_eq!(format_duration(125_000), "2 min 05 s");
     }
 }

@@ -330,8 +330,12 @@ pub struct PlacedEvent {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ComponentAction {
     pub action: datacenter::api::ActionKind,
+    /// For `scale`.
     #[serde(default)]
     pub replicas: Option<u32>,
+    /// For `deploy` (default: the newest version) and `rollback` (required).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -339,4 +343,26 @@ pub struct ComponentAction {
 pub struct EventRef {
     pub datacenter: String,
     pub event_id: String,
+}
+
+/// A component's push webhook: where a Git host delivers pushes and the
+/// secret that signs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WebhookEndpoint {
+    /// `<console>/api/v1/hooks/<team>/<app>/<component>`; public, the
+    /// signature is the check.
+    pub url: String,
+    pub secret: String,
+}
+
+/// What the caller may do to the components of a team, so pages show only
+/// the controls that will work (the server checks again on every call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ComponentRights {
+    /// Upload, build, deploy, roll back, start, stop, scale, change.
+    pub can_operate: bool,
+    /// See the webhook secret (team admins).
+    pub can_see_webhook: bool,
 }

@@ -115,4 +115,44 @@ pub trait Console: Send + Sync + 'static {
         datacenter: &str,
         id: &str,
     ) -> Result<datacenter::api::EventWithLines, AppError>;
+
+    async fn component_rights(&self, req: &Parts, team: &str) -> Result<ComponentRights, AppError>;
+    async fn versions(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<Vec<datacenter::api::Version>, AppError>;
+    async fn replicas(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<Vec<datacenter::api::ReplicaInfo>, AppError>;
+    async fn component_logs(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+        query: datacenter::api::LogQuery,
+    ) -> Result<datacenter::api::LogPage, AppError>;
+    /// The hook URL is built on the console's public URL, or on this
+    /// request's host.
+    async fn webhook(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<WebhookEndpoint, AppError>;
+    async fn detect(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        request: datacenter::api::DetectRequest,
+    ) -> Result<datacenter::api::DetectedPlan, AppError>;
 }

@@ -26,6 +26,25 @@ impl ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// The largest source archive a datacenter takes (100 MiB).
+pub const MAX_UPLOAD: usize = 100 * 1024 * 1024;
+
+/// The request headers of a push webhook the datacenter reads (signatures
+/// and event kinds of GitHub, Gitea and GitLab); no other header is passed on.
+pub const WEBHOOK_HEADERS: [&str; 6] = [
+    "X-Hub-Signature-256",
+    "X-Gitea-Signature",
+    "X-Gitlab-Token",
+    "X-GitHub-Event",
+    "X-Gitea-Event",
+    "X-Gitlab-Event",
+];
+
+/// Uploads may be large; they get more time than the client's default.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+/// Detection may clone a repository.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Clone, Debug)]
 pub struct DatacenterClient {
     base: String,
@@ -184,8 +203,110 @@ impl DatacenterClient {
             .await
     }
 
+    /// Stores a source archive (tar.gz or zip, at most [`MAX_UPLOAD`] bytes)
+    /// for the component and queues its build, which also deploys it.
+    pub async fn upload_source(
+        &self,
+        team: &str,
+        app: &str,
+        name: &str,
+        actor: &str,
+        archive: impl Into<reqwest::Body>,
+    ) -> Result<Accepted> {
+        let req = self
+            .http
+            .put(format!("{}/source", self.component_url(team, app, name)))
+            .query(&[("actor", actor)])
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(TRANSFER_TIMEOUT)
+            .body(archive);
+        self.send(req).await
+    }
+
+    /// The component's versions, newest first.
+    pub async fn versions(&self, team: &str, app: &str, name: &str) -> Result<Vec<Version>> {
+        self.send(
+            self.http
+                .get(format!("{}/versions", self.component_url(team, app, name))),
+        )
+        .await
+    }
+
+    /// The component's running copies.
+    pub async fn replicas(&self, team: &str, app: &str, name: &str) -> Result<Vec<ReplicaInfo>> {
+        self.send(
+            self.http
+                .get(format!("{}/replicas", self.component_url(team, app, name))),
+        )
+        .await
+    }
+
+    /// Searches the component's stored output.
+    pub async fn logs(&self, team: &str, app: &str, name: &str, q: &LogQuery) -> Result<LogPage> {
+        let mut req = self
+            .http
+            .get(format!("{}/logs", self.component_url(team, app, name)));
+        if let Some(text) = &q.q {
+            req = req.query(&[("q", text)]);
+        }
+        if let Some(since) = q.since {
+            req = req.query(&[("since", since)]);
+        }
+        if let Some(until) = q.until {
+            req = req.query(&[("until", until)]);
+        }
+        if let Some(limit) = q.limit {
+            req = req.query(&[("limit", limit)]);
+        }
+        self.send(req).await
+    }
+
+    /// The secret that signs the component's push webhook.
+    pub async fn webhook(&self, team: &str, app: &str, name: &str) -> Result<WebhookInfo> {
+        self.send(
+            self.http
+                .get(format!("{}/webhook", self.component_url(team, app, name))),
+        )
+        .await
+    }
+
+    /// Hands a push webhook delivery to the datacenter, which checks its
+    /// signature. Only the headers named in [`WEBHOOK_HEADERS`] are passed on.
+    pub async fn deliver_webhook(
+        &self,
+        team: &str,
+        app: &str,
+        name: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(String, String)],
+    ) -> Result<WebhookOutcome> {
+        let mut req = self
+            .http
+            .post(format!("{}/webhook", self.component_url(team, app, name)))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        for (k, v) in headers {
+            if let Some(known) = WEBHOOK_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(k)) {
+                req = req.header(*known, v.as_str());
+            }
+        }
+        self.send(req).await
+    }
+
+    /// What the builder would do with a source, without building it.
+    pub async fn detect(&self, req: &DetectRequest) -> Result<DetectedPlan> {
+        self.send(
+            self.http
+                .post(self.url("/v1/detect"))
+                .timeout(DETECT_TIMEOUT)
+                .json(req),
+        )
+        .await
+    }
+
     /// Opens `/v1/stream` and subscribes to `channel`; messages arrive on the
     /// returned receiver until the channel closes or the connection drops.
+    /// Dropping the receiver ends the connection, even on a quiet channel.
     pub async fn follow(
         &self,
         channel: &str,
@@ -214,8 +335,13 @@ impl DatacenterClient {
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel(buffer);
         tokio::spawn(async move {
-            let _sink = sink;
-            while let Some(Ok(msg)) = source.next().await {
+            loop {
+                let msg = tokio::select! {
+                    // The reader went away: hang up instead of waiting for the next line.
+                    _ = tx.closed() => break,
+                    msg = source.next() => msg,
+                };
+                let Some(Ok(msg)) = msg else { break };
                 let Message::Text(text) = msg else { continue };
                 let Ok(msg) = serde_json::from_str::<StreamMessage>(&text) else {
                     continue;
@@ -225,6 +351,7 @@ impl DatacenterClient {
                     break;
                 }
             }
+            let _ = sink.send(Message::Close(None)).await;
         });
         Ok(rx)
     }

@@ -47,6 +47,7 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         datacenter::crypto::SecretBox::load_or_create(&config.data_dir.join("console.key"))
             .map_err(Error::internal)?;
     let console = Arc::new(ConsoleService::new(db, limits, secrets));
+    console.set_public_url(config.public_url.clone());
     let generated_admin_password = console.ensure_admin(config.admin_password.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)

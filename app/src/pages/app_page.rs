@@ -1,5 +1,8 @@
-use crate::api::{get_app_detail, team_events, CreateComponent, OperateComponent};
-use crate::components::{action_result, format_time, use_refresh, EmptyState, ErrorBox, Loading};
+use super::upload::UploadState;
+use crate::api::{get_app_detail, team_events, CreateComponent, DetectPlan, OperateComponent};
+use crate::components::{
+    action_result, format_time, use_refresh, EmptyState, ErrorBox, Loading, PlanView,
+};
 use crate::model::{AppDetail, PlacedComponent, PlacedEvent};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -26,6 +29,10 @@ pub fn AppPage() -> impl IntoView {
         },
         |(team, app, ..)| get_app_detail(team, app),
     );
+    let form_detail = Resource::new(
+        move || (team(), app()),
+        |(team, app)| get_app_detail(team, app),
+    );
     let events = Resource::new(
         move || {
             (
@@ -44,12 +51,21 @@ pub fn AppPage() -> impl IntoView {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(d) => view! { <AppView d create act/> }.into_any(),
+                    Ok(d) => view! { <AppView d act/> }.into_any(),
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 }
             })}
         </Transition>
         {action_result(move || act.value().get(), "Queued: follow it in the events below.")}
+        // Outside the refreshing view above, so a refresh never wipes the form.
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let d = form_detail.await.ok()?;
+                d.can_change.then(|| view! {
+                    <AddComponent team=d.app.team.clone() app=d.app.name.clone() datacenters=d.datacenters.clone() create/>
+                })
+            })}
+        </Suspense>
         <h2>"Events"</h2>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -64,11 +80,7 @@ pub fn AppPage() -> impl IntoView {
 }
 
 #[component]
-fn AppView(
-    d: AppDetail,
-    create: ServerAction<CreateComponent>,
-    act: ServerAction<OperateComponent>,
-) -> impl IntoView {
+fn AppView(d: AppDetail, act: ServerAction<OperateComponent>) -> impl IntoView {
     let team = d.app.team.clone();
     let app = d.app.name.clone();
     let can_change = d.can_change;
@@ -92,38 +104,117 @@ fn AppView(
                 </table>
             }.into_any()
         }}
-        {can_change.then(|| {
-            let (team, app) = (team.clone(), app.clone());
-            let datacenters = d.datacenters.clone();
-            view! {
-                <section class="card form-card">
-                    <h2>"Add a component"</h2>
-                    <ActionForm action=create attr:class="inline-form">
-                        <input type="hidden" name="team" value=team/>
-                        <input type="hidden" name="app" value=app/>
-                        <label>"Name" <input name="name" required maxlength="63" placeholder="web"/></label>
-                        <label>"Datacenter"
-                            <select name="datacenter">
-                                {datacenters.into_iter().map(|dc| view! { <option value=dc.clone()>{dc.clone()}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        <label>"Source"
-                            <select name="source_kind">
-                                <option value="upload">"upload / command"</option>
-                                <option value="git">"git repository"</option>
-                                <option value="image">"container image"</option>
-                            </select>
-                        </label>
-                        <label>"Git URL or image" <input name="source" placeholder="https://… or nginx:1.27"/></label>
-                        <label>"Run command" <input name="run_command" placeholder="python3 -m http.server $PORT"/></label>
-                        <label>"Port" <input name="port" inputmode="numeric" size="6" placeholder="8080"/></label>
-                        <label>"Replicas" <input name="replicas" inputmode="numeric" size="4" value="1"/></label>
-                        <button type="submit" class="primary">"Add component"</button>
-                    </ActionForm>
-                    {action_result(move || create.value().get(), "Component created: see its event below.")}
-                </section>
+    }
+}
+
+/// The form that adds a component: where its code comes from (a git
+/// repository, an uploaded archive or an image), with a preview of what the
+/// builder will do, and an archive that is uploaded right after creation.
+#[component]
+fn AddComponent(
+    team: String,
+    app: String,
+    datacenters: Vec<String>,
+    create: ServerAction<CreateComponent>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let datacenter = RwSignal::new(datacenters.first().cloned().unwrap_or_default());
+    let kind = RwSignal::new("upload".to_string());
+    let source = RwSignal::new(String::new());
+    let reference = RwSignal::new(String::new());
+    let run_command = RwSignal::new(String::new());
+    let archive = NodeRef::<leptos::html::Input>::new();
+    let upload = RwSignal::new(UploadState::Idle);
+    let detect = ServerAction::<DetectPlan>::new();
+    let upload_note = RwSignal::new(false);
+    let detect_now = {
+        let team = team.clone();
+        move |_| {
+            if kind.get_untracked() == "upload" {
+                upload_note.set(true);
+                return;
             }
-        })}
+            upload_note.set(false);
+            detect.dispatch(DetectPlan {
+                team: team.clone(),
+                datacenter: datacenter.get_untracked(),
+                source_kind: kind.get_untracked(),
+                source: Some(source.get_untracked()),
+                reference: Some(reference.get_untracked()),
+                run_command: Some(run_command.get_untracked()),
+            });
+        }
+    };
+    // Once the component exists, send the chosen archive; its build follows.
+    #[cfg(feature = "hydrate")]
+    {
+        let navigate = leptos_router::hooks::use_navigate();
+        let (team, app) = (team.clone(), app.clone());
+        Effect::new(move |_| {
+            if !matches!(create.value().get(), Some(Ok(_))) || kind.get_untracked() != "upload" {
+                return;
+            }
+            let Some(input) = archive.get_untracked() else {
+                return;
+            };
+            if input.files().map(|f| f.length()).unwrap_or(0) == 0 {
+                return;
+            }
+            let url = format!(
+                "/api/v1/teams/{team}/apps/{app}/components/{}/source",
+                name.get_untracked().trim()
+            );
+            super::upload::start_upload(input, url, team.clone(), upload, navigate.clone());
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (&app, archive);
+    view! {
+        <section class="card form-card add-component">
+            <h2>"Add a component"</h2>
+            <ActionForm action=create attr:class="inline-form">
+                <input type="hidden" name="team" value=team.clone()/>
+                <input type="hidden" name="app" value=app.clone()/>
+                <label>"Name" <input name="name" required maxlength="63" placeholder="web" on:input=move |ev| name.set(event_target_value(&ev))/></label>
+                <label>"Datacenter"
+                    <select name="datacenter" on:change=move |ev| datacenter.set(event_target_value(&ev))>
+                        {datacenters.into_iter().map(|dc| view! { <option value=dc.clone()>{dc.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>"Source"
+                    <select name="source_kind" on:change=move |ev| kind.set(event_target_value(&ev))>
+                        <option value="upload">"upload / command"</option>
+                        <option value="git">"git repository"</option>
+                        <option value="dockerfile">"Dockerfile in git"</option>
+                        <option value="image">"container image"</option>
+                    </select>
+                </label>
+                <label>"Git URL or image" <input name="source" placeholder="https://… or nginx:1.27" on:input=move |ev| source.set(event_target_value(&ev))/></label>
+                <label>"Git ref" <input name="reference" size="10" placeholder="main" on:input=move |ev| reference.set(event_target_value(&ev))/></label>
+                <label>"Run command" <input name="run_command" placeholder="python3 -m http.server $PORT" on:input=move |ev| run_command.set(event_target_value(&ev))/></label>
+                <label>"Port" <input name="port" inputmode="numeric" size="6" placeholder="8080"/></label>
+                <label>"Replicas" <input name="replicas" inputmode="numeric" size="4" value="1"/></label>
+                <label class="archive">"Archive to upload (.tar.gz or .zip)" <input type="file" node_ref=archive accept=".tar.gz,.tgz,.zip,application/gzip,application/x-gzip,application/zip"/></label>
+                <button type="button" on:click=detect_now title="Ask the datacenter's builder what it would do with this source">"Detect"</button>
+                <button type="submit" class="primary">"Add component"</button>
+            </ActionForm>
+            <p class="hint">"For a git source, Detect shows how it will be built and run before anything is created. An archive chosen here is uploaded and built right after the component is created."</p>
+            {move || upload_note.get().then(|| view! {
+                <p class="hint">"An upload is detected when it is built: add the component with its archive, and the build log shows the plan."</p>
+            })}
+            {move || detect.pending().get().then(|| view! { <p class="muted">"Asking the builder…"</p> })}
+            {move || match detect.value().get() {
+                Some(Ok(plan)) if !upload_note.get() => view! { <PlanView plan/> }.into_any(),
+                Some(Err(e)) if !upload_note.get() => view! { <ErrorBox error=e/> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {action_result(move || create.value().get(), "Component created: see its event below.")}
+            {move || match upload.get() {
+                UploadState::Idle => ().into_any(),
+                UploadState::Sending => view! { <p class="muted" role="status">"Uploading the archive…"</p> }.into_any(),
+                UploadState::Failed(m) => view! { <div class="alert error" role="alert">"The archive was not uploaded: " {m}</div> }.into_any(),
+            }}
+        </section>
     }
 }
 

@@ -25,7 +25,8 @@ pub fn EventPage() -> impl IntoView {
                         view! {
                             <p class="crumbs">
                                 <a href=format!("/teams/{team}")>{team.clone()}</a>" / "
-                                <a href=format!("/teams/{team}/apps/{}", e.app)>{e.app.clone()}</a>" / "{e.component.clone()}
+                                <a href=format!("/teams/{team}/apps/{}", e.app)>{e.app.clone()}</a>" / "
+                                <a href=format!("/teams/{team}/apps/{}/components/{}", e.app, e.component)>{e.component.clone()}</a>
                             </p>
                             <h1><code>{e.action.as_str()}</code> " " {e.component.clone()}</h1>
                             <p class="muted">"By " {e.actor.clone()} " on " {format_time(e.created_at)} " in datacenter " {dc.clone()}</p>
@@ -140,7 +141,7 @@ mod live {
                     Ok(StreamMessage::Skipped { count, .. }) => skipped.update(|s| *s += count),
                     Ok(StreamMessage::Closed { status: s, .. }) => status.set(s),
                     Ok(StreamMessage::Error { message, .. }) => problem.set(Some(message)),
-                    Err(_) => {}
+                    Ok(StreamMessage::Metrics { .. }) | Err(_) => {}
                 }
             });
         ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));

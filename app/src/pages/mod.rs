@@ -6,9 +6,11 @@ mod dashboard;
 mod datacenters;
 mod event;
 mod login;
+mod logs;
 mod team;
 mod teams;
 mod tokens;
+mod upload;
 mod users;
 
 pub use account::AccountPage;

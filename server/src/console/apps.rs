@@ -7,12 +7,13 @@ use super::{team_not_found, validate, Actor, ConsoleService, TeamRef};
 use crate::db::{is_unique_violation, now_ms};
 use crate::error::{Error, Result};
 use app::model::*;
-use datacenter::api::{ActionRequest, EventQuery, EventWithLines};
+use datacenter::api::{ActionKind, ActionRequest, EventQuery, EventWithLines};
 use datacenter::client::ClientError;
 
 impl From<ClientError> for Error {
     fn from(e: ClientError) -> Self {
         match e {
+            ClientError::Api { status: 400, error } => Error::Invalid(error.message),
             ClientError::Api { status: 404, error } => Error::NotFound(error.message),
             ClientError::Api { status: 409, error } => Error::Conflict(error.message),
             ClientError::Api { status: 422, error } => Error::Invalid(error.message),
@@ -24,13 +25,13 @@ impl From<ClientError> for Error {
     }
 }
 
-struct AppRef {
-    id: i64,
-    team: TeamRef,
+pub(super) struct AppRef {
+    pub(super) id: i64,
+    pub(super) team: TeamRef,
 }
 
 impl ConsoleService {
-    async fn app_ref(
+    pub(super) async fn app_ref(
         &self,
         actor: &Actor,
         team: &str,
@@ -255,7 +256,7 @@ impl ConsoleService {
         .await
     }
 
-    async fn placement(&self, app_id: i64, name: &str) -> Result<String> {
+    pub(super) async fn placement(&self, app_id: i64, name: &str) -> Result<String> {
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT d.name FROM component_locations c JOIN datacenters d ON d.id = c.datacenter_id WHERE c.app_id = $1 AND c.name = $2",
         )
@@ -375,15 +376,21 @@ impl ConsoleService {
             .app_ref(actor, team, app, Action::OperateComponents)
             .await;
         let team_ref = found.as_ref().ok().map(|a| a.team.clone());
-        let target = format!("{app}/{name} {}", action.action.as_str());
+        let target = match &action.version {
+            Some(v) => format!("{app}/{name} {} {v}", action.action.as_str()),
+            None => format!("{app}/{name} {}", action.action.as_str()),
+        };
         let result = async {
             let a = found?;
+            if action.action == ActionKind::Rollback && action.version.is_none() {
+                return Err(Error::Invalid("Say which version to roll back to.".into()));
+            }
             let dc = self.placement(a.id, name).await?;
             let req = ActionRequest {
                 action: action.action,
                 actor: actor.username.clone(),
                 replicas: action.replicas,
-                version: None,
+                version: action.version.clone(),
             };
             let accepted = self
                 .client(&dc)

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod apps;
 pub mod audit;
+pub mod builds;
 pub mod datacenters;
 pub mod limiter;
 pub mod passwords;
@@ -52,6 +53,8 @@ pub struct ConsoleService {
     pub clients:
         std::sync::Mutex<std::collections::HashMap<String, datacenter::client::DatacenterClient>>,
     pub poll_failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// `--public-url`, once set: the origin of the webhook URLs handed out.
+    pub public_url: std::sync::OnceLock<String>,
 }
 
 impl ConsoleService {
@@ -63,6 +66,7 @@ impl ConsoleService {
             secrets,
             clients: Default::default(),
             poll_failures: Default::default(),
+            public_url: Default::default(),
         }
     }
 

@@ -288,4 +288,69 @@ impl Console for ConsolePort {
         let actor = self.actor(req).await?;
         Ok(self.0.update_component(&actor, team, app, spec).await?)
     }
+
+    async fn component_rights(&self, req: &Parts, team: &str) -> Result<ComponentRights, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.component_rights(&actor, team).await?)
+    }
+
+    async fn versions(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<Vec<datacenter::api::Version>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.versions(&actor, team, app, name).await?)
+    }
+
+    async fn replicas(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<Vec<datacenter::api::ReplicaInfo>, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.replicas(&actor, team, app, name).await?)
+    }
+
+    async fn component_logs(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+        query: datacenter::api::LogQuery,
+    ) -> Result<datacenter::api::LogPage, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .component_logs(&actor, team, app, name, query)
+            .await?)
+    }
+
+    async fn webhook(
+        &self,
+        req: &Parts,
+        team: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<WebhookEndpoint, AppError> {
+        let actor = self.actor(req).await?;
+        let origin = self.0.public_origin(&req.headers);
+        Ok(self.0.webhook(&actor, team, app, name, &origin).await?)
+    }
+
+    async fn detect(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        request: datacenter::api::DetectRequest,
+    ) -> Result<datacenter::api::DetectedPlan, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.detect(&actor, team, datacenter, request).await?)
+    }
 }

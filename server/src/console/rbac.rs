@@ -32,8 +32,16 @@ pub enum Action {
     ViewApps,
     /// Create and delete apps.
     ManageApps,
-    /// Create, change, delete and operate components.
+    /// Create, change, delete and operate components: upload source,
+    /// build, deploy, roll back, and ask the builder what it would do.
     OperateComponents,
+    /// Read a component's push-webhook secret. Not a change, but the secret
+    /// lets its holder trigger builds, so it needs a team admin and is
+    /// refused to read-only tokens like a mutation.
+    ViewWebhookSecret,
+    /// A push webhook delivery. Anyone may knock: the datacenter checks the
+    /// delivery's signature against the component's secret.
+    DeliverWebhook,
 }
 
 impl Action {
@@ -58,6 +66,8 @@ impl Action {
             Action::ViewApps => "app.view",
             Action::ManageApps => "app.manage",
             Action::OperateComponents => "component.operate",
+            Action::ViewWebhookSecret => "component.webhook.view",
+            Action::DeliverWebhook => "component.webhook.deliver",
         }
     }
 
@@ -79,7 +89,7 @@ impl Action {
         match self {
             Action::ViewTeam | Action::ViewApps => Some(Role::Viewer),
             Action::OperateComponents => Some(Role::Developer),
-            Action::ManageApps => Some(Role::Admin),
+            Action::ManageApps | Action::ViewWebhookSecret => Some(Role::Admin),
             Action::ViewTeamAudit | Action::ManageMembers => Some(Role::Admin),
             Action::ManageOwners | Action::DeleteTeam => Some(Role::Owner),
             _ => None,
@@ -124,7 +134,8 @@ pub fn decide(subject: Subject, action: Action) -> Decision {
         | Action::ChangeOwnPassword
         | Action::ListOwnTokens
         | Action::CreateOwnToken
-        | Action::RevokeOwnToken => Decision::Allow,
+        | Action::RevokeOwnToken
+        | Action::DeliverWebhook => Decision::Allow,
         team_action => match (subject.team_role, team_action.min_team_role()) {
             (None, _) => Decision::Hide,
             (Some(have), Some(need)) if have >= need => Decision::Allow,
@@ -165,6 +176,23 @@ mod tests {
         assert_eq!(expect(Role::Developer, ManageApps), Decision::Deny);
         assert_eq!(expect(Role::Admin, ManageApps), Decision::Allow);
         assert_eq!(expect(Role::Owner, ManageDatacenters), Decision::Deny);
+        assert_eq!(expect(Role::Developer, ViewWebhookSecret), Decision::Deny);
+        assert_eq!(expect(Role::Admin, ViewWebhookSecret), Decision::Allow);
+    }
+
+    #[test]
+    fn webhook_deliveries_need_no_member_but_secrets_need_a_full_token() {
+        assert_eq!(
+            decide(member(None), Action::DeliverWebhook),
+            Decision::Allow
+        );
+        let admin_ro = Subject {
+            is_platform_admin: false,
+            scope: TokenScope::ReadOnly,
+            team_role: Some(Role::Owner),
+        };
+        assert_eq!(decide(admin_ro, Action::ViewWebhookSecret), Decision::Deny);
+        assert_eq!(decide(admin_ro, Action::ViewApps), Decision::Allow);
     }
 
     #[test]

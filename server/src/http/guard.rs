@@ -103,3 +103,16 @@ pub fn not_found<IV: IntoView + 'static>(
         })
     }
 }
+
+/// A body refused for its size by the limit layer comes back as plain text;
+/// callers of the API get JSON errors, so it becomes one.
+pub async fn json_payload_too_large(resp: Response) -> Response {
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return super::rest::too_large(super::MAX_BODY);
+    }
+    resp
+}

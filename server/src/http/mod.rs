@@ -21,7 +21,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-/// Bounds every request body (JSON, forms, server-function calls).
+/// Bounds every request body (JSON, forms, server-function calls), except
+/// source uploads ([`rest::MAX_UPLOAD`]).
 pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Clone)]
@@ -70,19 +71,28 @@ pub fn router(state: AppState, opts: HttpOptions) -> Router {
             time::Duration::try_from(opts.session_idle).unwrap_or(time::Duration::hours(12)),
         ));
 
-    Router::new()
-        .merge(api)
-        .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+    // Bodies are bounded per route: the REST router bounds its own (the
+    // source upload takes more); everything else here takes MAX_BODY.
+    let rest_of_site = Router::<AppState>::new()
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
         .route("/login", axum::routing::post(forms::login))
         .route("/logout", axum::routing::post(forms::logout))
         .route("/pkg/{*file}", axum::routing::get(assets::pkg))
         .route("/favicon.svg", axum::routing::get(assets::favicon))
         .merge(pages)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+
+    Router::new()
+        .merge(api)
+        .merge(rest_of_site)
         // After routing, so latency is labelled with the matched route pattern.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::map_response(guard::json_payload_too_large))
         .layer(axum::middleware::from_fn(guard::refuse_foreign_origin))
         .layer(sessions)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path())

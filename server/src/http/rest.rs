@@ -11,8 +11,13 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use datacenter::api::{
+    DetectRequest, DetectedPlan, LogPage, LogQuery, ReplicaInfo, Version, WebhookOutcome,
+};
+use futures_util::StreamExt;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_sessions::Session;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -92,6 +97,7 @@ impl From<QueryRejection> for Error {
         (name = "audit", description = "The audit log"),
         (name = "datacenters", description = "Datacenters and which teams may use them"),
         (name = "apps", description = "Apps, their components and operations"),
+        (name = "builds", description = "Source uploads, versions, replicas, component logs, push webhooks and build detection"),
     )
 )]
 struct ApiDoc;
@@ -114,6 +120,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The REST API. Every route takes bodies of at most [`super::MAX_BODY`],
+/// except the source upload, which takes archives of up to [`MAX_UPLOAD`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
@@ -142,6 +150,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
         .routes(routes!(get_event))
         .routes(routes!(super::ws::hub))
+        .routes(routes!(list_versions))
+        .routes(routes!(list_replicas))
+        .routes(routes!(search_logs))
+        .routes(routes!(get_webhook))
+        .routes(routes!(deliver_webhook))
+        .routes(routes!(detect))
+        .layer(RequestBodyLimitLayer::new(super::MAX_BODY))
+        // Added after the layer above, so only the handler's own bound applies.
+        .routes(routes!(upload_source))
 }
 
 /// Ready when the console store answers.
@@ -623,4 +640,259 @@ async fn get_event(
     Ok(Json(
         state.console.team_event(&actor, &team, &dc, &id).await?,
     ))
+}
+
+/// A body taken as raw bytes, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct RawBody(Vec<u8>);
+
+/// The largest source archive the console takes (100 MiB).
+pub const MAX_UPLOAD: usize = datacenter::client::MAX_UPLOAD;
+/// The largest webhook delivery (1 MiB, like every other body).
+pub const MAX_HOOK_BODY: usize = super::MAX_BODY;
+/// Uploads received at once: each may hold up to [`MAX_UPLOAD`] in memory
+/// until the datacenter has it.
+const UPLOAD_SLOTS: usize = 4;
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(UPLOAD_SLOTS);
+
+/// A JSON error with a status the console's error type does not carry.
+pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(app::error::AppError::new(code, message))).into_response()
+}
+
+/// 413 with a JSON error body, naming the limit.
+pub fn too_large(limit: usize) -> Response {
+    let size = if limit % (1024 * 1024) == 0 {
+        format!("{} MiB", limit / (1024 * 1024))
+    } else {
+        format!("{} KiB", limit / 1024)
+    };
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("The request body is larger than {size}, the most this route takes."),
+    )
+}
+
+enum ReadError {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads a whole request body, refusing it as soon as it passes `limit`
+/// (or at once, when its declared length does).
+async fn read_limited(
+    body: axum::body::Body,
+    limit: usize,
+    hint: Option<usize>,
+) -> Result<axum::body::Bytes, ReadError> {
+    let mut stream = body.into_data_stream();
+    if hint.is_some_and(|n| n > limit) {
+        discard_rest(stream, limit);
+        return Err(ReadError::TooLarge);
+    }
+    let mut buf = Vec::with_capacity(hint.unwrap_or(0).min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ReadError::Broken(e.to_string()))?;
+        if buf.len() + chunk.len() > limit {
+            discard_rest(stream, limit);
+            return Err(ReadError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
+}
+
+/// Reads and throws away what is left of a refused body, in the background
+/// and bounded (at most `cap` bytes, at most a minute): a client that is
+/// still sending then reads the 413 instead of finding the connection reset.
+/// Nothing is kept; past the bound the connection is simply dropped.
+fn discard_rest(mut stream: axum::body::BodyDataStream, cap: usize) {
+    tokio::spawn(async move {
+        let mut seen = 0usize;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen += chunk.len();
+                if seen > cap {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+fn content_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/source", tag = "builds",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    request_body(content = RawBody, content_type = "application/octet-stream", description = "The source as a tar.gz or zip archive, at most 100 MiB"),
+    responses((status = 202, body = EventRef, description = "Stored; the build event follows, and deploys the new version when it succeeds"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "Larger than 100 MiB"),
+              (status = 422, body = ErrorBody, description = "Empty, or not an archive the builder can read"), (status = 429, body = ErrorBody, description = "Too many uploads at once; see Retry-After")))]
+async fn upload_source(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let hint = content_length(&headers);
+    if hint.is_some_and(|n| n > MAX_UPLOAD) {
+        discard_rest(body.into_data_stream(), MAX_UPLOAD);
+        return too_large(MAX_UPLOAD);
+    }
+    // Bounds the memory all uploads together may hold.
+    let Ok(Ok(_slot)) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), UPLOADS.acquire()).await
+    else {
+        return Error::RateLimited { retry_after: 10 }.into_response();
+    };
+    let over = std::sync::atomic::AtomicBool::new(false);
+    let archive = async {
+        read_limited(body, MAX_UPLOAD, hint)
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge => {
+                    over.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Error::Invalid("The archive is larger than 100 MiB.".into())
+                }
+                ReadError::Broken(why) => Error::Invalid(format!("The upload broke off: {why}")),
+            })
+    };
+    match state
+        .console
+        .upload_source(&actor, &team, &app, &name, archive)
+        .await
+    {
+        Ok(ev) => (StatusCode::ACCEPTED, Json(ev)).into_response(),
+        Err(_) if over.load(std::sync::atomic::Ordering::Relaxed) => too_large(MAX_UPLOAD),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/versions", tag = "builds",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Vec<Version>, description = "Newest first"), (status = 404, body = ErrorBody)))]
+async fn list_versions(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<Vec<Version>>> {
+    Ok(Json(
+        state.console.versions(&actor, &team, &app, &name).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/replicas", tag = "builds",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Vec<ReplicaInfo>), (status = 404, body = ErrorBody)))]
+async fn list_replicas(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<Vec<ReplicaInfo>>> {
+    Ok(Json(
+        state.console.replicas(&actor, &team, &app, &name).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/logs", tag = "builds",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path), LogQuery),
+    responses((status = 200, body = LogPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn search_logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> ApiResult<Json<LogPage>> {
+    let Query(query) = query?;
+    Ok(Json(
+        state
+            .console
+            .component_logs(&actor, &team, &app, &name, query)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/apps/{app}/components/{name}/webhook", tag = "builds",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = WebhookEndpoint, description = "Point a GitHub, GitLab or Gitea push webhook at `url` with `secret`"),
+              (status = 403, body = ErrorBody, description = "Team admins only; never to read-only tokens"), (status = 404, body = ErrorBody)))]
+async fn get_webhook(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, app, name)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<WebhookEndpoint>> {
+    let origin = state.console.public_origin(&headers);
+    Ok(Json(
+        state
+            .console
+            .webhook(&actor, &team, &app, &name, &origin)
+            .await?,
+    ))
+}
+
+/// Push webhook deliveries from GitHub, GitLab or Gitea. Public: no session
+/// or token; the component's datacenter checks the signature
+/// (`X-Hub-Signature-256`, `X-Gitea-Signature` or `X-Gitlab-Token`).
+#[utoipa::path(post, path = "/api/v1/hooks/{team}/{app}/{name}", tag = "builds",
+    params(("team" = String, Path), ("app" = String, Path), ("name" = String, Path)),
+    request_body(content = RawBody, content_type = "application/json", description = "The Git host's push payload, as the Git host sent it (the signature covers these exact bytes), at most 1 MiB"),
+    responses((status = 202, body = WebhookOutcome), (status = 401, body = ErrorBody, description = "The signature does not match"),
+              (status = 404, body = ErrorBody, description = "No such component"), (status = 413, body = ErrorBody)))]
+async fn deliver_webhook(
+    State(state): State<AppState>,
+    Path((team, app, name)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let body = match read_limited(body, MAX_HOOK_BODY, content_length(&headers)).await {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => return too_large(MAX_HOOK_BODY),
+        Err(ReadError::Broken(why)) => {
+            return Error::Invalid(format!("The delivery broke off: {why}")).into_response()
+        }
+    };
+    let passed: Vec<(String, String)> = datacenter::client::WEBHOOK_HEADERS
+        .iter()
+        .filter_map(|h| {
+            let v = headers.get(*h)?.to_str().ok()?;
+            Some((h.to_string(), v.to_string()))
+        })
+        .collect();
+    match state
+        .console
+        .deliver_webhook(&team, &app, &name, body, passed)
+        .await
+    {
+        Ok(outcome) => (StatusCode::ACCEPTED, Json(outcome)).into_response(),
+        Err(Error::Unauthorized) => json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "The webhook signature does not match.",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters/{datacenter}/detect", tag = "builds",
+    params(("team" = String, Path), ("datacenter" = String, Path)), request_body = DetectRequest,
+    responses((status = 200, body = DetectedPlan, description = "What the builder would do with the source"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn detect(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+    Body(req): Body<DetectRequest>,
+) -> ApiResult<Json<DetectedPlan>> {
+    Ok(Json(state.console.detect(&actor, &team, &dc, req).await?))
 }

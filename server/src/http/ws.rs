@@ -1,9 +1,12 @@
 //! `/api/v1/ws`: the console's WebSocket hub. A browser subscribes to an
-//! event's log; the console checks the caller may see that event's team,
-//! then relays the datacenter's stream (history, live lines, "N skipped",
-//! closed). Buffers are bounded end to end.
+//! event's log or to a component's output; the console checks the caller
+//! may see that team (through the same service calls, and so the same
+//! authorisation gate, as the REST API), then relays the datacenter's
+//! stream (history, live lines, "N skipped", closed). Buffers are bounded
+//! end to end: a slow browser makes the datacenter skip lines for it.
 
 use super::AppState;
+use crate::console::rbac::Action;
 use crate::console::Actor;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -17,23 +20,69 @@ use tokio::sync::mpsc;
 const OUTGOING: usize = 512;
 const MAX_SUBSCRIPTIONS: usize = 32;
 
-/// Browser → console: follow one event of a team.
+/// Browser → console: follow one event of a team, or one component's
+/// output (`component` is `app/name`).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Request {
     Subscribe {
         team: String,
         datacenter: String,
-        event: String,
+        #[serde(default)]
+        event: Option<String>,
+        #[serde(default)]
+        component: Option<String>,
     },
     Unsubscribe {
         datacenter: String,
-        event: String,
+        #[serde(default)]
+        team: Option<String>,
+        #[serde(default)]
+        event: Option<String>,
+        #[serde(default)]
+        component: Option<String>,
     },
 }
 
-/// Live event logs (WebSocket). Send `{"op":"subscribe","team":…,"datacenter":…,"event":…}`;
-/// receive the datacenter's stream messages with channel `<datacenter>/event:<id>`.
+/// What a subscription follows.
+enum Target {
+    Event(String),
+    Component { app: String, name: String },
+}
+
+impl Target {
+    fn parse(event: Option<String>, component: Option<String>) -> Result<Target, String> {
+        match (event, component) {
+            (Some(e), None) => Ok(Target::Event(e)),
+            (None, Some(c)) => match c.split_once('/') {
+                Some((app, name)) if !app.is_empty() && !name.is_empty() && !name.contains('/') => {
+                    Ok(Target::Component {
+                        app: app.into(),
+                        name: name.into(),
+                    })
+                }
+                _ => Err("component must be app/name".into()),
+            },
+            _ => Err("give either event or component".into()),
+        }
+    }
+
+    /// The datacenter's channel name.
+    fn upstream(&self, team: &str) -> String {
+        match self {
+            Target::Event(id) => format!("event:{id}"),
+            Target::Component { app, name } => format!("logs:{team}/{app}/{name}"),
+        }
+    }
+}
+
+/// Live event logs and component output (WebSocket). Send
+/// `{"op":"subscribe","team":…,"datacenter":…,"event":…}` for an event's log
+/// (channel `<datacenter>/event:<id>`, closes with the event), or
+/// `{"op":"subscribe","team":…,"datacenter":…,"component":"app/name"}` for a
+/// component's output (channel `<datacenter>/logs:<team>/<app>/<name>`: the
+/// last 200 lines, then live; never closes). Unsubscribe with the same
+/// fields and `"op":"unsubscribe"`.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "apps", responses((status = 101, description = "WebSocket upgrade"), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn hub(State(state): State<AppState>, actor: Actor, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(16 * 1024)
@@ -65,8 +114,22 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
                 team,
                 datacenter,
                 event,
+                component,
             }) => {
-                let channel = format!("{datacenter}/event:{event}");
+                let target = match Target::parse(event, component) {
+                    Ok(t) => t,
+                    Err(message) => {
+                        let _ = tx
+                            .send(StreamMessage::Error {
+                                channel: String::new(),
+                                message,
+                            })
+                            .await;
+                        continue;
+                    }
+                };
+                let upstream_channel = target.upstream(&team);
+                let channel = format!("{datacenter}/{upstream_channel}");
                 if subs.contains_key(&channel) {
                     continue;
                 }
@@ -79,12 +142,29 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
                         .await;
                     continue;
                 }
-                // The RBAC check: the event must belong to a team the caller may see.
-                if let Err(e) = state
-                    .console
-                    .team_event(&actor, &team, &datacenter, &event)
-                    .await
-                {
+                // The RBAC check: the event or component must belong to a
+                // team the caller may see, in that datacenter.
+                let allowed = match &target {
+                    Target::Event(event) => state
+                        .console
+                        .team_event(&actor, &team, &datacenter, event)
+                        .await
+                        .map(|_| ()),
+                    Target::Component { app, name } => state
+                        .console
+                        .locate(&actor, &team, app, name, Action::ViewApps)
+                        .await
+                        .and_then(|at| {
+                            if at.datacenter == datacenter {
+                                Ok(())
+                            } else {
+                                Err(crate::error::Error::NotFound(format!(
+                                    "Component {app}/{name} is not in datacenter {datacenter}."
+                                )))
+                            }
+                        }),
+                };
+                if let Err(e) = allowed {
                     let _ = tx
                         .send(StreamMessage::Error {
                             channel,
@@ -110,8 +190,7 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
                 subs.insert(
                     channel,
                     tokio::spawn(async move {
-                        let mut upstream = match client.follow(&format!("event:{event}"), 256).await
-                        {
+                        let mut upstream = match client.follow(&upstream_channel, 256).await {
                             Ok(rx) => rx,
                             Err(e) => {
                                 let _ = tx
@@ -131,8 +210,20 @@ async fn serve(state: AppState, actor: Actor, socket: WebSocket) {
                     }),
                 );
             }
-            Ok(Request::Unsubscribe { datacenter, event }) => {
-                if let Some(t) = subs.remove(&format!("{datacenter}/event:{event}")) {
+            Ok(Request::Unsubscribe {
+                datacenter,
+                team,
+                event,
+                component,
+            }) => {
+                let Ok(target) = Target::parse(event, component) else {
+                    continue;
+                };
+                let channel = format!(
+                    "{datacenter}/{}",
+                    target.upstream(team.as_deref().unwrap_or_default())
+                );
+                if let Some(t) = subs.remove(&channel) {
                     t.abort();
                 }
             }
@@ -159,5 +250,24 @@ fn rename(msg: StreamMessage, channel: &str) -> StreamMessage {
         StreamMessage::Skipped { count, .. } => StreamMessage::Skipped { channel, count },
         StreamMessage::Closed { status, .. } => StreamMessage::Closed { channel, status },
         StreamMessage::Error { message, .. } => StreamMessage::Error { channel, message },
+        StreamMessage::Metrics { sample, .. } => StreamMessage::Metrics { channel, sample },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn a_subscription_names_an_event_or_an_app_and_component() {
+        let t = Target::parse(Some("ev1".into()), None).unwrap();
+        assert_eq!(t.upstream("acme"), "event:ev1");
+        let t = Target::parse(None, Some("shop/web".into())).unwrap();
+        assert_eq!(t.upstream("acme"), "logs:acme/shop/web");
+        for bad in ["shop", "/web", "shop/", "shop/web/x"] {
+            assert!(Target::parse(None, Some(bad.into())).is_err(), "{bad}");
+        }
+        assert!(Target::parse(None, None).is_err());
+        assert!(Target::parse(Some("e".into()), Some("shop/web".into())).is_err());
     }
 }
