@@ -85,6 +85,8 @@ pub struct Datacenter {
     pub metrics: crate::api::metrics::Metrics,
     pub started_at: i64,
     token_hash: [u8; 32],
+    /// One operation at a time per component, in the order workers claimed them.
+    operations: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 pub struct Running {
@@ -164,6 +166,7 @@ pub async fn start(config: DatacenterConfig) -> Result<Running> {
         metrics: Default::default(),
         started_at: now_ms(),
         token_hash: Sha256::digest(config.token.as_bytes()).into(),
+        operations: Default::default(),
     });
     worker::spawn(dc.clone(), config.workers.max(1));
     crate::reconciler::spawn(dc.clone(), config.reconcile_every);
@@ -277,6 +280,19 @@ impl Datacenter {
             .submit_task(key, req.action, &req.actor, req.replicas, req.version, None)
             .await?;
         Ok(Accepted { event_id: event.id })
+    }
+
+    /// Held while an operation on the component runs, so a `stop` queued
+    /// behind a `build` waits for the build's deploy instead of racing it.
+    pub async fn operation_lock(&self, key: &Key) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .operations
+            .lock()
+            .unwrap()
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// A component with where it answers.

@@ -113,6 +113,11 @@ async fn run(dc: &Arc<Datacenter>, worker: &str, task: &ActionTask, attempt: u32
     if event.status.is_final() {
         return Ok(());
     }
+    let _serial = dc.operation_lock(&task.key()).await;
+    // It may have been settled while this task waited its turn.
+    if dc.events.get(&task.event_id).await?.status.is_final() {
+        return Ok(());
+    }
     let log = EventLog::open(&task.event_id, dc.events.clone(), dc.hub.clone()).await?;
     dc.events
         .set_status(&task.event_id, EventStatus::Running, None)

@@ -1,0 +1,107 @@
+import { test, expect, Page } from "@playwright/test";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ADMIN_PASSWORD } from "../playwright.config";
+
+// A local git repository (branch main) holding the python-hello sample.
+function sampleRepo(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-repo-"));
+  fs.cpSync(path.resolve(__dirname, "../../examples/python-hello"), dir, { recursive: true });
+  const git = (...args: string[]) => execFileSync("git", args, { cwd: dir, stdio: "ignore" });
+  git("init", "-q", "-b", "main");
+  git("add", "-A");
+  git("-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-q", "-m", "sample");
+  return `file://${dir}`;
+}
+
+async function login(page: Page) {
+  await page.goto("/login");
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Welcome, admin" })).toBeVisible();
+  await page.waitForLoadState("networkidle");
+}
+
+/// Clicks an action on the component page and follows its event to the end.
+async function runAction(page: Page, label: string, scope = page.locator("section.controls")) {
+  await scope.getByRole("button", { name: label, exact: true }).click();
+  const follow = page.getByRole("link", { name: "Follow its log" });
+  await expect(follow).toBeVisible();
+  await follow.click();
+  await expect(page.getByRole("log")).toBeVisible();
+}
+
+test("a sample deploys from a git URL, its build streams live, it runs, opens and rolls back", async ({ page }) => {
+  test.setTimeout(180_000);
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
+  const repo = sampleRepo();
+  await login(page);
+
+  // A team that may use the embedded datacenter, with an app.
+  for (const [url, body] of [
+    ["/api/v1/teams", { name: "shipit" }],
+    ["/api/v1/teams/shipit/datacenters", { datacenter: "local" }],
+    ["/api/v1/teams/shipit/apps", { name: "web" }],
+  ] as const) {
+    const r = await page.request.post(url, { data: body });
+    expect(r.status(), `${url}: ${await r.text()}`).toBeLessThan(300);
+  }
+
+  // Create the component from the git URL, checking the builder's plan first.
+  await page.goto("/teams/shipit/apps/web");
+  const add = page.locator("section", { hasText: "Add a component" });
+  await add.getByLabel("Name").fill("hello");
+  await add.getByLabel("Datacenter").selectOption("local");
+  await add.getByLabel("Source").selectOption("git");
+  await add.getByLabel("Git URL or image").fill(repo);
+  await add.getByLabel("Git ref").fill("main");
+  await add.getByLabel("Port").fill("8080");
+  await add.getByRole("button", { name: "Detect" }).click();
+  await expect(page.locator(".plan[data-language=python]")).toContainText("python3 app.py");
+  await add.getByRole("button", { name: "Add component" }).click();
+  await expect(page.getByText("Component created: see its event below.")).toBeVisible();
+
+  // Build: the event's log streams in while it runs and ends healthy.
+  await page.goto("/teams/shipit/apps/web/components/hello");
+  await expect(page.getByText("No versions yet")).toBeVisible();
+  await runAction(page, "Build");
+  const log = page.getByRole("log");
+  await expect(log).toContainText("detect", { timeout: 30_000 });
+  await expect(page.locator(".log-head")).toContainText("succeeded", { timeout: 90_000 });
+  await expect(log).toContainText("healthy");
+  await page.screenshot({ path: "test-results/build-log.png", fullPage: true });
+
+  // Running, with an address that serves the sample.
+  await page.goto("/teams/shipit/apps/web/components/hello");
+  await expect(page.locator("h1 .status")).toHaveText("running", { timeout: 20_000 });
+  const address = page.locator("dl.facts a[target=_blank]");
+  const url = (await address.getAttribute("href"))!;
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  const app = await page.context().newPage();
+  await app.goto(url);
+  await expect(app.locator("body")).toContainText("python-hello sample");
+  await app.close();
+  await page.screenshot({ path: "test-results/component-running.png", fullPage: true });
+
+  // A second build makes v2 current; v1 can be rolled back to.
+  await runAction(page, "Build");
+  await expect(page.locator(".log-head")).toContainText("succeeded", { timeout: 90_000 });
+  await page.goto("/teams/shipit/apps/web/components/hello");
+  await expect(page.locator("tr[data-version=v2]")).toContainText("current");
+  await runAction(page, "Rollback", page.locator("tr[data-version=v1]"));
+  await expect(page.locator(".log-head")).toContainText("succeeded", { timeout: 60_000 });
+  await expect(page.getByRole("log")).toContainText("v1");
+  await page.goto("/teams/shipit/apps/web/components/hello");
+  await expect(page.locator("tr[data-version=v1]")).toContainText("current");
+  await expect(page.locator("h1 .status")).toHaveText("running");
+
+  // The live log panel shows the app's own output.
+  await expect(page.locator(".logs-section")).toContainText("python-hello listening", { timeout: 20_000 });
+  await page.screenshot({ path: "test-results/component-versions.png", fullPage: true });
+  expect(errors).toEqual([]);
+});
