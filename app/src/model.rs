@@ -366,3 +366,33 @@ pub struct ComponentRights {
     /// See the webhook secret (team admins).
     pub can_see_webhook: bool,
 }
+
+/// What a team may use in one datacenter; `None` means no limit. Memory and
+/// CPU count every replica: a component with 3 replicas of 256 MB uses 768 MB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Quota {
+    #[serde(default)]
+    pub max_components: Option<i64>,
+    #[serde(default)]
+    pub max_memory_mb: Option<i64>,
+    #[serde(default)]
+    pub max_cpu_millicores: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Usage {
+    pub components: i64,
+    pub memory_mb: i64,
+    pub cpu_millicores: i64,
+}
+
+/// A team's quota in a datacenter and what it uses now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct QuotaUsage {
+    pub datacenter: String,
+    pub quota: Quota,
+    pub used: Usage,
+}

@@ -207,6 +207,18 @@ fn cases() -> Vec<Case> {
         ),
         c(
             M::GET,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/quota",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::PUT,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/quota",
+            Some(json!({"max_components": 50})),
+            [401, 200, 403, 403, 403, 403, 403],
+        ),
+        c(
+            M::GET,
             "/api/v1/teams/{team}/apps",
             None,
             [401, 200, 200, 200, 200, 200, 404],

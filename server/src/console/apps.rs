@@ -206,6 +206,14 @@ impl ConsoleService {
         let result = async {
             let a = found?;
             let dc_id = self.team_may_use(a.team.id, &new.datacenter).await?;
+            self.check_quota(
+                a.team.id,
+                &a.team.name,
+                &new.datacenter,
+                &super::quotas::Demand::of(app, &new.spec),
+                true,
+            )
+            .await?;
             let placed = sqlx::query(
                 "INSERT INTO component_locations (app_id, name, datacenter_id) VALUES ($1, $2, $3)",
             )
@@ -303,6 +311,14 @@ impl ConsoleService {
         let result = async {
             let a = found?;
             let dc = self.placement(a.id, &spec.name).await?;
+            self.check_quota(
+                a.team.id,
+                &a.team.name,
+                &dc,
+                &super::quotas::Demand::of(app, &spec),
+                false,
+            )
+            .await?;
             let done = self
                 .client(&dc)
                 .await?
@@ -386,6 +402,22 @@ impl ConsoleService {
                 return Err(Error::Invalid("Say which version to roll back to.".into()));
             }
             let dc = self.placement(a.id, name).await?;
+            if let (ActionKind::Scale, Some(replicas)) = (action.action, action.replicas) {
+                let current = self
+                    .client(&dc)
+                    .await?
+                    .component(&a.team.name, app, name)
+                    .await?;
+                let demand = super::quotas::Demand {
+                    app: app.into(),
+                    name: name.into(),
+                    replicas,
+                    memory_mb: current.resources.memory_mb,
+                    cpu_millicores: current.resources.cpu_millicores,
+                };
+                self.check_quota(a.team.id, &a.team.name, &dc, &demand, false)
+                .await?;
+            }
             let req = ActionRequest {
                 action: action.action,
                 actor: actor.username.clone(),

@@ -11,6 +11,7 @@ pub mod datacenters;
 pub mod limiter;
 pub mod passwords;
 pub mod port;
+pub mod quotas;
 pub mod rbac;
 pub mod teams;
 pub mod tokens;

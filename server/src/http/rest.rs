@@ -142,6 +142,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_datacenters, add_datacenter))
         .routes(routes!(remove_datacenter))
         .routes(routes!(list_team_datacenters, open_team_datacenter))
+        .routes(routes!(get_quota, set_quota))
         .routes(routes!(list_apps, create_app))
         .routes(routes!(get_app, delete_app))
         .routes(routes!(create_component))
@@ -466,6 +467,31 @@ async fn open_team_datacenter(
         .open_datacenter(&actor, &team, &open.datacenter)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The team's quota in the datacenter and what it uses there now.
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/quota", tag = "datacenters",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    responses((status = 200, body = QuotaUsage), (status = 404, body = ErrorBody)))]
+async fn get_quota(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+) -> ApiResult<Json<QuotaUsage>> {
+    Ok(Json(state.console.quota(&actor, &team, &dc).await?))
+}
+
+/// Sets the team's quota in the datacenter (platform admins); empty fields mean no limit.
+#[utoipa::path(put, path = "/api/v1/teams/{team}/datacenters/{datacenter}/quota", tag = "datacenters",
+    params(("team" = String, Path), ("datacenter" = String, Path)), request_body = Quota,
+    responses((status = 200, body = Quota), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_quota(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+    Body(quota): Body<Quota>,
+) -> ApiResult<Json<Quota>> {
+    Ok(Json(state.console.set_quota(&actor, &team, &dc, quota).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/apps", tag = "apps", params(("team" = String, Path)),
