@@ -95,6 +95,7 @@ async fn run(subscribers: usize, lines: i64, paced: bool) {
                         StreamMessage::Skipped { count, .. } => skipped += count,
                         StreamMessage::Closed { .. } => break,
                         StreamMessage::Error { message, .. } => panic!("{message}"),
+                        StreamMessage::Metrics { .. } => {}
                     }
                 }
                 (got, skipped)
