@@ -256,6 +256,40 @@ pub async fn open_datacenter(team: String, datacenter: String) -> Result<(), App
     c.open_datacenter(&req, &team, &datacenter).await
 }
 
+/// The team's quota and use in each datacenter it may use (those that answer).
+#[server(prefix = "/rpc", endpoint = "team_quotas")]
+pub async fn team_quotas(team: String) -> Result<Vec<QuotaUsage>, AppError> {
+    let (c, req) = console()?;
+    c.team_quotas(&req, &team).await
+}
+
+/// Empty fields mean no limit.
+#[server(prefix = "/rpc", endpoint = "set_team_quota")]
+pub async fn set_team_quota(
+    team: String,
+    datacenter: String,
+    #[server(default)] max_components: Option<String>,
+    #[server(default)] max_memory_mb: Option<String>,
+    #[server(default)] max_cpu_millicores: Option<String>,
+) -> Result<(), AppError> {
+    let number = |what: &str, v: Option<String>| -> Result<Option<i64>, AppError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(|_| AppError {
+                error: "invalid".into(),
+                message: format!("{what} must be a whole number, or empty for no limit."),
+            }),
+        }
+    };
+    let quota = Quota {
+        max_components: number("Components", max_components)?,
+        max_memory_mb: number("Memory", max_memory_mb)?,
+        max_cpu_millicores: number("CPU", max_cpu_millicores)?,
+    };
+    let (c, req) = console()?;
+    c.set_team_quota(&req, &team, &datacenter, quota).await
+}
+
 #[server(prefix = "/rpc", endpoint = "list_apps")]
 pub async fn list_apps(team: String) -> Result<Vec<App>, AppError> {
     let (c, req) = console()?;

@@ -63,6 +63,15 @@ pub trait Console: Send + Sync + 'static {
         datacenter: &str,
     ) -> Result<(), AppError>;
 
+    async fn team_quotas(&self, req: &Parts, team: &str) -> Result<Vec<QuotaUsage>, AppError>;
+    async fn set_team_quota(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        quota: Quota,
+    ) -> Result<(), AppError>;
+
     async fn list_apps(&self, req: &Parts, team: &str) -> Result<Vec<App>, AppError>;
     async fn create_app(&self, req: &Parts, team: &str, app: NewApp) -> Result<App, AppError>;
     async fn app_detail(&self, req: &Parts, team: &str, app: &str) -> Result<AppDetail, AppError>;

@@ -103,5 +103,18 @@ test("a sample deploys from a git URL, its build streams live, it runs, opens an
   // The live log panel shows the app's own output.
   await expect(page.locator(".logs-section")).toContainText("python-hello listening", { timeout: 20_000 });
   await page.screenshot({ path: "test-results/component-versions.png", fullPage: true });
+
+  // The team's quota in the datacenter, with what it uses now.
+  await page.goto("/teams/shipit");
+  const quota = page.locator("form.quota-form");
+  await quota.getByLabel("Quota in datacenter").fill("local");
+  await quota.getByLabel("Components").fill("5");
+  await quota.getByLabel("Memory (MB)").fill("2048");
+  await quota.getByRole("button", { name: "Set quota" }).click();
+  await expect(page.getByText("Quota set.")).toBeVisible();
+  const row = page.locator("tr[data-quota=local]");
+  await expect(row).toContainText("1 / 5");
+  await expect(row).toContainText("256 / 2048 MB");
+  await expect(row).toContainText("500 m (no limit)");
   expect(errors).toEqual([]);
 });

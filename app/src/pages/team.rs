@@ -1,6 +1,6 @@
 use crate::api::{
-    get_team_detail, list_apps, team_datacenters, AddMember, ChangeMemberRole, CreateApp,
-    DeleteTeam, OpenDatacenter, RemoveMember,
+    get_team_detail, list_apps, team_datacenters, team_quotas, AddMember, ChangeMemberRole, CreateApp,
+    DeleteTeam, OpenDatacenter, RemoveMember, SetTeamQuota,
 };
 use crate::app::MeResource;
 use crate::components::EmptyState;
@@ -103,6 +103,12 @@ fn TeamApps(team: String, can_create: bool) -> impl IntoView {
 fn TeamDatacenters(team: String) -> impl IntoView {
     let me = expect_context::<MeResource>();
     let open = ServerAction::<OpenDatacenter>::new();
+    let set_quota = ServerAction::<SetTeamQuota>::new();
+    let t = team.clone();
+    let quotas = Resource::new(
+        move || (open.version().get(), set_quota.version().get()),
+        move |_| team_quotas(t.clone()),
+    );
     let t = team.clone();
     let dcs = Resource::new(
         move || open.version().get(),
@@ -129,15 +135,52 @@ fn TeamDatacenters(team: String) -> impl IntoView {
             })}
         </Suspense>
         <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let limit = |used: i64, max: Option<i64>, unit: &str| match max {
+                    Some(m) => format!("{used} / {m}{unit}"),
+                    None => format!("{used}{unit} (no limit)"),
+                };
+                match quotas.await {
+                    Ok(list) if !list.is_empty() => view! {
+                        <table class="grid quotas">
+                            <thead><tr><th>"Datacenter"</th><th>"Components"</th><th>"Memory"</th><th>"CPU"</th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|q| view! {
+                                    <tr data-quota=q.datacenter.clone()>
+                                        <td>{q.datacenter.clone()}</td>
+                                        <td>{limit(q.used.components, q.quota.max_components, "")}</td>
+                                        <td>{limit(q.used.memory_mb, q.quota.max_memory_mb, " MB")}</td>
+                                        <td>{limit(q.used.cpu_millicores, q.quota.max_cpu_millicores, " m")}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Ok(_) => ().into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+        <Suspense fallback=|| ()>
             {
                 let team = team.clone();
                 move || {
                     let team = team.clone();
                     Suspend::new(async move {
                         let admin = matches!(me.await, Ok(Some(ref m)) if m.is_admin);
+                        let quota_team = team.clone();
                         admin.then(|| view! {
+                            <ActionForm action=set_quota attr:class="inline-form quota-form">
+                                <input type="hidden" name="team" value=quota_team/>
+                                <label>"Quota in datacenter" <input name="datacenter" required size="10" placeholder="local"/></label>
+                                <label>"Components" <input name="max_components" inputmode="numeric" size="5" placeholder="no limit"/></label>
+                                <label>"Memory (MB)" <input name="max_memory_mb" inputmode="numeric" size="7" placeholder="no limit"/></label>
+                                <label>"CPU (millicores)" <input name="max_cpu_millicores" inputmode="numeric" size="7" placeholder="no limit"/></label>
+                                <button type="submit">"Set quota"</button>
+                            </ActionForm>
+                            {action_result(move || set_quota.value().get(), "Quota set.")}
                             <ActionForm action=open attr:class="inline-form open-dc">
-                                <input type="hidden" name="team" value=team.clone()/>
+                                <input type="hidden" name="team" value=team/>
                                 <label>"Open a datacenter for this team" <input name="datacenter" required placeholder="datacenter name"/></label>
                                 <button type="submit">"Open"</button>
                             </ActionForm>

@@ -194,6 +194,30 @@ impl Console for ConsolePort {
         Ok(self.0.open_datacenter(&actor, team, datacenter).await?)
     }
 
+    async fn team_quotas(&self, req: &Parts, team: &str) -> Result<Vec<QuotaUsage>, AppError> {
+        let actor = self.actor(req).await?;
+        let mut out = Vec::new();
+        for dc in self.0.team_datacenters(&actor, team).await? {
+            // A datacenter that does not answer shows its state in the list; its use is unknown.
+            if let Ok(q) = self.0.quota(&actor, team, &dc.name).await {
+                out.push(q);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_team_quota(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        quota: Quota,
+    ) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        self.0.set_quota(&actor, team, datacenter, quota).await?;
+        Ok(())
+    }
+
     async fn list_apps(&self, req: &Parts, team: &str) -> Result<Vec<App>, AppError> {
         let actor = self.actor(req).await?;
         Ok(self.0.list_apps(&actor, team).await?)
