@@ -42,9 +42,7 @@ async fn run(subscribers: usize, lines: i64, paced: bool) {
             token.into(),
         )
     };
-    let running = start(config)
-        .await
-        .unwrap();
+    let running = start(config).await.unwrap();
     let dc = running.datacenter.clone();
     let client = DatacenterClient::new(
         &format!("http://{}", running.addr),

@@ -73,7 +73,10 @@ pub async fn pass(dc: &Datacenter) -> crate::error::Result<()> {
             && (observed.status != c.status || observed.message != c.status_message)
             && !matches!(
                 (c.status, observed.status),
-                (ComponentStatus::Undeployed | ComponentStatus::BuildFailed, ComponentStatus::Stopped)
+                (
+                    ComponentStatus::Undeployed | ComponentStatus::BuildFailed,
+                    ComponentStatus::Stopped
+                )
             )
         {
             dc.components

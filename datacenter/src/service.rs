@@ -3,12 +3,12 @@
 //! the workers and the reconciler.
 
 use crate::api::*;
+use crate::builder::{Builder, BuilderConfig, SourceInput};
 use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
+use crate::logs::component::{ComponentLogs, Retention};
 use crate::logs::hub::Hub;
 use crate::queue::{NewTask, TaskQueue};
-use crate::builder::{Builder, BuilderConfig, SourceInput};
-use crate::logs::component::{ComponentLogs, Retention};
 use crate::runtime::Runtime;
 use crate::store::components::{ComponentStore, Key};
 use crate::store::events::EventStore;
@@ -376,12 +376,21 @@ impl Datacenter {
                 event_id: None,
                 message: "hook verified".into(),
             }),
-            crate::webhook::Delivery::Push { reference: pushed, pusher } => {
-                let wanted = [format!("refs/heads/{reference}"), format!("refs/tags/{reference}")];
+            crate::webhook::Delivery::Push {
+                reference: pushed,
+                pusher,
+            } => {
+                let wanted = [
+                    format!("refs/heads/{reference}"),
+                    format!("refs/tags/{reference}"),
+                ];
                 if !wanted.contains(&pushed) {
                     return Ok(WebhookOutcome {
                         event_id: None,
-                        message: format!("push to {pushed} ignored: {} builds {reference}", key.name),
+                        message: format!(
+                            "push to {pushed} ignored: {} builds {reference}",
+                            key.name
+                        ),
                     });
                 }
                 let actor = format!("webhook ({pusher})");

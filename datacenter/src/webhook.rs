@@ -13,7 +13,10 @@ use subtle::ConstantTimeEq;
 pub enum Delivery {
     /// The forge checking the hook works.
     Ping,
-    Push { reference: String, pusher: String },
+    Push {
+        reference: String,
+        pusher: String,
+    },
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -31,7 +34,11 @@ fn signature_matches(secret: &str, body: &[u8], hex_sig: &str) -> bool {
 
 /// Checks the delivery's proof and reads what was pushed.
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<Delivery> {
-    let rejected = || Error::Forbidden("the webhook signature or token does not match this component's secret".into());
+    let rejected = || {
+        Error::Forbidden(
+            "the webhook signature or token does not match this component's secret".into(),
+        )
+    };
     let event = if let Some(sig) = header(headers, "x-hub-signature-256") {
         let hex_sig = sig.strip_prefix("sha256=").ok_or_else(rejected)?;
         if !signature_matches(secret, body, hex_sig) {
@@ -116,7 +123,10 @@ mod tests {
     #[test]
     fn github_signed_push_is_accepted_and_a_forged_one_is_not() {
         let good = headers(&[
-            ("x-hub-signature-256", format!("sha256={}", sign("s3cret", BODY))),
+            (
+                "x-hub-signature-256",
+                format!("sha256={}", sign("s3cret", BODY)),
+            ),
             ("x-github-event", "push".into()),
         ]);
         assert_eq!(
@@ -127,13 +137,25 @@ mod tests {
             }
         );
         let forged = headers(&[
-            ("x-hub-signature-256", format!("sha256={}", sign("guess", BODY))),
+            (
+                "x-hub-signature-256",
+                format!("sha256={}", sign("guess", BODY)),
+            ),
             ("x-github-event", "push".into()),
         ]);
-        assert!(matches!(verify(&forged, BODY, "s3cret"), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            verify(&forged, BODY, "s3cret"),
+            Err(Error::Forbidden(_))
+        ));
         // A valid signature of another body proves nothing about this one.
-        let other = headers(&[("x-hub-signature-256", format!("sha256={}", sign("s3cret", b"{}")))]);
-        assert!(matches!(verify(&other, BODY, "s3cret"), Err(Error::Forbidden(_))));
+        let other = headers(&[(
+            "x-hub-signature-256",
+            format!("sha256={}", sign("s3cret", b"{}")),
+        )]);
+        assert!(matches!(
+            verify(&other, BODY, "s3cret"),
+            Err(Error::Forbidden(_))
+        ));
     }
 
     #[test]
@@ -142,26 +164,41 @@ mod tests {
             ("x-gitea-signature", sign("s3cret", BODY)),
             ("x-gitea-event", "push".into()),
         ]);
-        assert!(matches!(verify(&gitea, BODY, "s3cret"), Ok(Delivery::Push { .. })));
+        assert!(matches!(
+            verify(&gitea, BODY, "s3cret"),
+            Ok(Delivery::Push { .. })
+        ));
         let gitlab = headers(&[
             ("x-gitlab-token", "s3cret".into()),
             ("x-gitlab-event", "Push Hook".into()),
         ]);
-        assert!(matches!(verify(&gitlab, BODY, "s3cret"), Ok(Delivery::Push { .. })));
+        assert!(matches!(
+            verify(&gitlab, BODY, "s3cret"),
+            Ok(Delivery::Push { .. })
+        ));
         let wrong = headers(&[("x-gitlab-token", "s3cre".into())]);
-        assert!(matches!(verify(&wrong, BODY, "s3cret"), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            verify(&wrong, BODY, "s3cret"),
+            Err(Error::Forbidden(_))
+        ));
     }
 
     #[test]
     fn unsigned_deliveries_and_other_events_are_refused() {
-        assert!(matches!(verify(&HeaderMap::new(), BODY, "s"), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            verify(&HeaderMap::new(), BODY, "s"),
+            Err(Error::Forbidden(_))
+        ));
         let issue = headers(&[
             ("x-hub-signature-256", format!("sha256={}", sign("s", BODY))),
             ("x-github-event", "issues".into()),
         ]);
         assert!(matches!(verify(&issue, BODY, "s"), Err(Error::Invalid(_))));
         let ping = headers(&[
-            ("x-hub-signature-256", format!("sha256={}", sign("s", b"{}"))),
+            (
+                "x-hub-signature-256",
+                format!("sha256={}", sign("s", b"{}")),
+            ),
             ("x-github-event", "ping".into()),
         ]);
         assert_eq!(verify(&ping, b"{}", "s").unwrap(), Delivery::Ping);

@@ -4,14 +4,14 @@
 //! finished event is never run again.
 
 use crate::api::*;
+use crate::builder::SourceInput;
 use crate::error::{Error, Result};
 use crate::logs::EventLog;
 use crate::queue::{Claimed, TaskQueue};
-use crate::builder::SourceInput;
 use crate::runtime::{Release, RuntimeError, Target};
-use crate::store::versions::{version_id, NewVersion};
 use crate::service::Datacenter;
 use crate::store::components::Key;
+use crate::store::versions::{version_id, NewVersion};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -346,7 +346,11 @@ async fn build_and_deploy(
             "{version} built in {:.1}s ({}{})",
             build_ms as f64 / 1000.0,
             out.plan.language,
-            if out.cache_hit { ", dependencies from cache" } else { "" }
+            if out.cache_hit {
+                ", dependencies from cache"
+            } else {
+                ""
+            }
         ),
     )
     .await;

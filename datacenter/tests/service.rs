@@ -46,9 +46,7 @@ async fn datacenter_on(
             TOKEN.into(),
         )
     };
-    let running = start(config)
-        .await
-        .unwrap();
+    let running = start(config).await.unwrap();
     let client = DatacenterClient::new(
         &format!("http://{}", running.addr),
         TOKEN,
@@ -272,9 +270,17 @@ async fn actions_flow(client: DatacenterClient) {
         .unwrap();
     let ev = wait_event(&client, &built.event_id).await;
     assert_eq!(ev.event.status, EventStatus::Failed);
-    assert!(ev.event.message.contains("no source uploaded"), "{}", ev.event.message);
+    assert!(
+        ev.event.message.contains("no source uploaded"),
+        "{}",
+        ev.event.message
+    );
     assert_eq!(
-        client.component("acme", "shop", "web").await.unwrap().status,
+        client
+            .component("acme", "shop", "web")
+            .await
+            .unwrap()
+            .status,
         ComponentStatus::Running
     );
     // A rollback needs a version that exists: refused up front.
@@ -487,7 +493,9 @@ async fn a_crash_looping_component_is_abnormal_with_its_exit_reason() {
     for _ in 0..100 {
         let c = client.component("acme", "shop", "crashy").await.unwrap();
         if c.status == ComponentStatus::Abnormal
-            && c.status_message.as_deref().is_some_and(|m| m.contains("exit code 3"))
+            && c.status_message
+                .as_deref()
+                .is_some_and(|m| m.contains("exit code 3"))
         {
             return;
         }
@@ -542,8 +550,9 @@ async fn output_and_resource_use_stream_live() {
     let dir = tempfile::tempdir().unwrap();
     let (_running, client) = datacenter(dir.path()).await;
     let mut s = spec("busy");
-    s.build.run_command =
-        Some("while :; do echo tick; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done".into());
+    s.build.run_command = Some(
+        "while :; do echo tick; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done".into(),
+    );
     s.health = None;
     client
         .create_component("acme", "shop", &s, "tester")
@@ -566,17 +575,26 @@ async fn output_and_resource_use_stream_live() {
         .await
         .unwrap();
     wait_event(&client, &started.event_id).await;
-    match tokio::time::timeout(Duration::from_secs(10), logs.recv()).await.unwrap() {
+    match tokio::time::timeout(Duration::from_secs(10), logs.recv())
+        .await
+        .unwrap()
+    {
         Some(StreamMessage::Line { line, .. }) => {
             assert_eq!(line.message, "tick");
-            assert_eq!(line.step, "1/-", "replica 1, no version (a plain run command)");
+            assert_eq!(
+                line.step, "1/-",
+                "replica 1, no version (a plain run command)"
+            );
         }
         other => panic!("{other:?}"),
     }
     // The first sample only starts the CPU clock; a later one shows the work.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), metrics.recv()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), metrics.recv())
+            .await
+            .unwrap()
+        {
             Some(StreamMessage::Metrics { sample, .. }) => {
                 if let Some(r) = sample.replicas.first() {
                     if r.cpu_percent > 10.0 && r.memory_mb > 0.0 {
@@ -611,7 +629,10 @@ async fn act_and_wait(client: &DatacenterClient, name: &str, action: ActionKind)
 }
 
 async fn next_line(rx: &mut tokio::sync::mpsc::Receiver<StreamMessage>) -> String {
-    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap() {
+    match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+    {
         Some(StreamMessage::Line { line, .. }) => line.message,
         other => panic!("{other:?}"),
     }

@@ -44,7 +44,16 @@ fn commit_all(dir: &Path, message: &str) {
     git(dir, &["add", "-A"]);
     git(
         dir,
-        &["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", message],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ],
     );
 }
 
@@ -102,14 +111,22 @@ impl Dc {
 
     async fn create(&self, spec: Value) {
         let (status, body) = self
-            .send(self.api.post(self.url("/v1/teams/t/apps/a/components")).json(&spec))
+            .send(
+                self.api
+                    .post(self.url("/v1/teams/t/apps/a/components"))
+                    .json(&spec),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
     async fn act(&self, name: &str, action: Value) -> String {
         let (status, body) = self
-            .send(self.api.post(self.component_url(name, "/actions")).json(&action))
+            .send(
+                self.api
+                    .post(self.component_url(name, "/actions"))
+                    .json(&action),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body["event_id"].as_str().unwrap().to_string()
@@ -119,12 +136,20 @@ impl Dc {
     async fn finish(&self, event: &str, within: Duration) -> (String, Vec<Value>) {
         let deadline = Instant::now() + within;
         loop {
-            let (_, body) = self.send(self.api.get(self.url(&format!("/v1/events/{event}")))).await;
+            let (_, body) = self
+                .send(self.api.get(self.url(&format!("/v1/events/{event}"))))
+                .await;
             let status = body["event"]["status"].as_str().unwrap_or("").to_string();
             if status == "succeeded" || status == "failed" {
-                return (status, body["lines"].as_array().cloned().unwrap_or_default());
+                return (
+                    status,
+                    body["lines"].as_array().cloned().unwrap_or_default(),
+                );
             }
-            assert!(Instant::now() < deadline, "event {event} still {status}: {body}");
+            assert!(
+                Instant::now() < deadline,
+                "event {event} still {status}: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -137,14 +162,22 @@ impl Dc {
     }
 
     async fn component(&self, name: &str) -> Value {
-        self.send(self.api.get(self.component_url(name, ""))).await.1
+        self.send(self.api.get(self.component_url(name, "")))
+            .await
+            .1
     }
 }
 
 fn show(lines: &[Value]) -> String {
     lines
         .iter()
-        .map(|l| format!("[{}] {}", l["step"].as_str().unwrap_or(""), l["message"].as_str().unwrap_or("")))
+        .map(|l| {
+            format!(
+                "[{}] {}",
+                l["step"].as_str().unwrap_or(""),
+                l["message"].as_str().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -170,7 +203,10 @@ async fn eventually_body(url: &str, wanted: &str, within: Duration) -> String {
                 return b;
             }
         }
-        assert!(Instant::now() < deadline, "{url} never answered with {wanted:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{url} never answered with {wanted:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -194,7 +230,9 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     dc.create(spec("hello", &repo, "first greeting")).await;
 
     // Build and deploy v1 from git; the build's steps are in its event log.
-    let lines = dc.succeed("hello", json!({"action": "build", "actor": "t"})).await;
+    let lines = dc
+        .succeed("hello", json!({"action": "build", "actor": "t"}))
+        .await;
     let log = show(&lines);
     for step in ["[fetch]", "[detect]", "[deploy]", "[health]"] {
         assert!(log.contains(step), "no {step} step in:\n{log}");
@@ -203,7 +241,10 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     let c = dc.component("hello").await;
     assert_eq!(c["status"], "running", "{c}");
     assert_eq!(c["version"], "v1");
-    let url = c["url"].as_str().expect("a running component has a url").to_string();
+    let url = c["url"]
+        .as_str()
+        .expect("a running component has a url")
+        .to_string();
     let body = eventually_body(&url, "python-hello sample", Duration::from_secs(5)).await;
     assert!(body.contains("first greeting"), "{body}");
 
@@ -211,7 +252,11 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, page) = dc
-            .send(dc.api.get(dc.component_url("hello", "/logs")).query(&[("q", "request GET /")]))
+            .send(
+                dc.api
+                    .get(dc.component_url("hello", "/logs"))
+                    .query(&[("q", "request GET /")]),
+            )
             .await;
         let lines = page["lines"].as_array().cloned().unwrap_or_default();
         if let Some(l) = lines.first() {
@@ -223,16 +268,26 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     }
 
     // A killed replica is restarted and the app keeps answering.
-    let (_, replicas) = dc.send(dc.api.get(dc.component_url("hello", "/replicas"))).await;
+    let (_, replicas) = dc
+        .send(dc.api.get(dc.component_url("hello", "/replicas")))
+        .await;
     assert_eq!(replicas.as_array().unwrap().len(), 2, "{replicas}");
     let pid = replicas[0]["pid"].as_u64().unwrap();
     unsafe { libc_kill(pid as i32, 9) };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, r) = dc.send(dc.api.get(dc.component_url("hello", "/replicas"))).await;
+        let (_, r) = dc
+            .send(dc.api.get(dc.component_url("hello", "/replicas")))
+            .await;
         let first = &r.as_array().unwrap()[0];
-        if first["restarts"].as_u64() >= Some(1) && first["alive"] == true && first["pid"].as_u64() != Some(pid) {
-            assert!(first["last_exit"].as_str().unwrap().contains("signal 9"), "{first}");
+        if first["restarts"].as_u64() >= Some(1)
+            && first["alive"] == true
+            && first["pid"].as_u64() != Some(pid)
+        {
+            assert!(
+                first["last_exit"].as_str().unwrap().contains("signal 9"),
+                "{first}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "replica not restarted: {r}");
@@ -243,38 +298,70 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     // A new version rolls out while requests keep coming: none fails.
     let mut s = spec("hello", &repo, "second greeting");
     s["replicas"] = json!(2);
-    let (status, body) = dc.send(dc.api.put(dc.component_url("hello", "")).json(&s)).await;
+    let (status, body) = dc
+        .send(dc.api.put(dc.component_url("hello", "")).json(&s))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    dc.finish(body["event_id"].as_str().unwrap(), Duration::from_secs(120)).await;
+    dc.finish(body["event_id"].as_str().unwrap(), Duration::from_secs(120))
+        .await;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let load = {
         let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.clone());
         tokio::spawn(async move {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
             while !stop.load(Ordering::SeqCst) {
-                match client.get(&url).timeout(Duration::from_secs(5)).send().await {
+                match client
+                    .get(&url)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::SeqCst),
                     _ => failed.fetch_add(1, Ordering::SeqCst),
                 };
             }
         })
     };
-    let lines = dc.succeed("hello", json!({"action": "build", "actor": "t"})).await;
+    let lines = dc
+        .succeed("hello", json!({"action": "build", "actor": "t"}))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
-    assert!(ok.load(Ordering::SeqCst) > 20, "too few requests to prove anything");
-    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed during the rollout:\n{}", show(&lines));
+    assert!(
+        ok.load(Ordering::SeqCst) > 20,
+        "too few requests to prove anything"
+    );
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed during the rollout:\n{}",
+        show(&lines)
+    );
     assert_eq!(dc.component("hello").await["version"], "v2");
     eventually_body(&url, "second greeting", Duration::from_secs(5)).await;
 
     // Rollback: v1 again, with the environment it was built with.
-    let (_, versions) = dc.send(dc.api.get(dc.component_url("hello", "/versions"))).await;
-    let ids: Vec<&str> = versions.as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap()).collect();
+    let (_, versions) = dc
+        .send(dc.api.get(dc.component_url("hello", "/versions")))
+        .await;
+    let ids: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["v2", "v1"]);
     assert_eq!(versions[0]["current"], true);
-    dc.succeed("hello", json!({"action": "rollback", "actor": "t", "version": "v1"})).await;
+    dc.succeed(
+        "hello",
+        json!({"action": "rollback", "actor": "t", "version": "v1"}),
+    )
+    .await;
     let c = dc.component("hello").await;
     assert_eq!(c["version"], "v1");
     assert_eq!(c["env"][0]["value"], "first greeting");
@@ -315,13 +402,26 @@ async fn every_sample_builds_from_git_and_answers() {
             "ports": [{"port": 8080, "protocol": "http", "inner": true, "outer": true}]
         }))
         .await;
-        let lines = dc.succeed(sample, json!({"action": "build", "actor": "t"})).await;
+        let lines = dc
+            .succeed(sample, json!({"action": "build", "actor": "t"}))
+            .await;
         let c = dc.component(sample).await;
         assert_eq!(c["status"], "running", "{c}\n{}", show(&lines));
-        eventually_body(c["url"].as_str().unwrap(), expected, Duration::from_secs(10)).await;
+        eventually_body(
+            c["url"].as_str().unwrap(),
+            expected,
+            Duration::from_secs(10),
+        )
+        .await;
     }
-    let again = dc.succeed("python-deps", json!({"action": "build", "actor": "t"})).await;
-    assert!(show(&again).contains("dependencies from cache"), "{}", show(&again));
+    let again = dc
+        .succeed("python-deps", json!({"action": "build", "actor": "t"}))
+        .await;
+    assert!(
+        show(&again).contains("dependencies from cache"),
+        "{}",
+        show(&again)
+    );
 }
 
 /// A build that cannot work fails with a clear message and leaves nothing
@@ -340,22 +440,39 @@ async fn broken_sources_fail_clearly() {
         "source": {"kind": "git", "url": format!("file://{}", empty.display()), "reference": "main"}
     }))
     .await;
-    let event = dc.act("empty", json!({"action": "build", "actor": "t"})).await;
+    let event = dc
+        .act("empty", json!({"action": "build", "actor": "t"}))
+        .await;
     let (status, lines) = dc.finish(&event, Duration::from_secs(60)).await;
     assert_eq!(status, "failed");
-    let last = lines.last().unwrap()["message"].as_str().unwrap().to_string();
-    assert!(last.contains("package.json") || last.contains("index.html"), "{last}");
+    let last = lines.last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        last.contains("package.json") || last.contains("index.html"),
+        "{last}"
+    );
     let c = dc.component("empty").await;
     assert_eq!(c["status"], "build_failed", "{c}");
     assert!(c["version"].is_null());
 
-    dc.create(json!({"name": "up", "source": {"kind": "upload"}})).await;
+    dc.create(json!({"name": "up", "source": {"kind": "upload"}}))
+        .await;
     let (status, body) = dc
-        .send(dc.api.put(dc.component_url("up", "/source")).body("this is not an archive"))
+        .send(
+            dc.api
+                .put(dc.component_url("up", "/source"))
+                .body("this is not an archive"),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = dc
-        .send(dc.api.post(dc.component_url("up", "/actions")).json(&json!({"action": "rollback", "actor": "t"})))
+        .send(
+            dc.api
+                .post(dc.component_url("up", "/actions"))
+                .json(&json!({"action": "rollback", "actor": "t"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
@@ -375,7 +492,9 @@ async fn a_signed_push_webhook_builds_and_deploys() {
     let repo = git_repo("python-hello", &dir.path().join("repo"));
     let dc = Dc::start(&dir.path().join("dc")).await;
     dc.create(spec("hooked", &repo, "from a hook")).await;
-    let (_, hook) = dc.send(dc.api.get(dc.component_url("hooked", "/webhook"))).await;
+    let (_, hook) = dc
+        .send(dc.api.get(dc.component_url("hooked", "/webhook")))
+        .await;
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert!(secret.len() >= 32);
 
@@ -387,19 +506,33 @@ async fn a_signed_push_webhook_builds_and_deploys() {
             .body(body)
     };
     let other = br#"{"ref":"refs/heads/feature","pusher":{"name":"ada"}}"#.to_vec();
-    let (status, body) = dc.send(deliver(other.clone(), github_signature(&secret, &other))).await;
+    let (status, body) = dc
+        .send(deliver(other.clone(), github_signature(&secret, &other)))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert!(body["event_id"].is_null(), "{body}");
 
     let main = br#"{"ref":"refs/heads/main","pusher":{"name":"ada"}}"#.to_vec();
-    let (status, _) = dc.send(deliver(main.clone(), github_signature("guessed", &main))).await;
+    let (status, _) = dc
+        .send(deliver(main.clone(), github_signature("guessed", &main)))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, body) = dc.send(deliver(main.clone(), github_signature(&secret, &main))).await;
+    let (status, body) = dc
+        .send(deliver(main.clone(), github_signature(&secret, &main)))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let event = body["event_id"].as_str().expect("a build started").to_string();
+    let event = body["event_id"]
+        .as_str()
+        .expect("a build started")
+        .to_string();
     let (status, lines) = dc.finish(&event, Duration::from_secs(120)).await;
     assert_eq!(status, "succeeded", "{}", show(&lines));
     let c = dc.component("hooked").await;
-    eventually_body(c["url"].as_str().unwrap(), "from a hook", Duration::from_secs(5)).await;
+    eventually_body(
+        c["url"].as_str().unwrap(),
+        "from a hook",
+        Duration::from_secs(5),
+    )
+    .await;
 }

@@ -12,11 +12,18 @@ async fn quotas_bound_components_memory_and_replicas(b: Backend) {
     let admin = c.admin().await;
     for (url, body) in [
         ("/api/v1/teams", json!({"name": "quota"})),
-        ("/api/v1/teams/quota/datacenters", json!({"datacenter": "local"})),
+        (
+            "/api/v1/teams/quota/datacenters",
+            json!({"datacenter": "local"}),
+        ),
         ("/api/v1/teams/quota/apps", json!({"name": "shop"})),
     ] {
         let r = admin.post(c.url(url)).json(&body).send().await.unwrap();
-        assert!(r.status().is_success(), "{url}: {}", r.text().await.unwrap());
+        assert!(
+            r.status().is_success(),
+            "{url}: {}",
+            r.text().await.unwrap()
+        );
     }
     let quota_url = c.url("/api/v1/teams/quota/datacenters/local/quota");
     let (status, body) = status_and_json(
@@ -30,7 +37,12 @@ async fn quotas_bound_components_memory_and_replicas(b: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = status_and_json(
-        admin.put(&quota_url).json(&json!({"max_memory_mb": -5})).send().await.unwrap(),
+        admin
+            .put(&quota_url)
+            .json(&json!({"max_memory_mb": -5}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -55,12 +67,24 @@ async fn quotas_bound_components_memory_and_replicas(b: Backend) {
     // 512 + 3 × 256 MB > 1024 MB: refused with the reason, nothing placed.
     let (status, body) = status_and_json(create("b", 3).await.unwrap()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("1280 MB of memory of 1024 MB"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("1280 MB of memory of 1024 MB"),
+        "{body}"
+    );
     assert_eq!(create("b", 1).await.unwrap().status(), StatusCode::CREATED);
     // A third component passes the memory bound but not the count.
     let (status, body) = status_and_json(create("c", 1).await.unwrap()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("3 components of 2"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 components of 2"),
+        "{body}"
+    );
 
     // Scaling counts replicas too: a to 3 makes 768 + 256 = 1024 (fits), to 4 does not.
     let scale = |n: u32| {

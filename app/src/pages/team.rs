@@ -1,6 +1,6 @@
 use crate::api::{
-    get_team_detail, list_apps, team_datacenters, team_quotas, AddMember, ChangeMemberRole, CreateApp,
-    DeleteTeam, OpenDatacenter, RemoveMember, SetTeamQuota,
+    get_team_detail, list_apps, team_datacenters, team_quotas, AddMember, ChangeMemberRole,
+    CreateApp, DeleteTeam, OpenDatacenter, RemoveMember, SetTeamQuota,
 };
 use crate::app::MeResource;
 use crate::components::EmptyState;

@@ -356,7 +356,19 @@ impl ComponentStore {
 
     async fn to_component(
         &self,
-        (id, team, app, name, spec, status, desired, version, created_at, updated_at, status_message): Row,
+        (
+            id,
+            team,
+            app,
+            name,
+            spec,
+            status,
+            desired,
+            version,
+            created_at,
+            updated_at,
+            status_message,
+        ): Row,
     ) -> Result<Component> {
         let spec: ComponentSpec = serde_json::from_str(&spec).map_err(Error::internal)?;
         let names: Vec<(String,)> =

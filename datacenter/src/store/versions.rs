@@ -164,7 +164,20 @@ impl VersionStore {
 
     fn to_stored(
         &self,
-        (number, created_at, event_id, source, language, run_command, build_ms, artifact, prepend, spec, sealed, health_path): Row,
+        (
+            number,
+            created_at,
+            event_id,
+            source,
+            language,
+            run_command,
+            build_ms,
+            artifact,
+            prepend,
+            spec,
+            sealed,
+            health_path,
+        ): Row,
         current: Option<&str>,
     ) -> Result<StoredVersion> {
         let id = version_id(number);

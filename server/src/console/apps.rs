@@ -416,7 +416,7 @@ impl ConsoleService {
                     cpu_millicores: current.resources.cpu_millicores,
                 };
                 self.check_quota(a.team.id, &a.team.name, &dc, &demand, false)
-                .await?;
+                    .await?;
             }
             let req = ActionRequest {
                 action: action.action,

@@ -78,7 +78,13 @@ impl ConsoleService {
         })
     }
 
-    pub async fn set_quota(&self, actor: &Actor, team: &str, dc: &str, quota: Quota) -> Result<Quota> {
+    pub async fn set_quota(
+        &self,
+        actor: &Actor,
+        team: &str,
+        dc: &str,
+        quota: Quota,
+    ) -> Result<Quota> {
         let found = self.find_team(team).await;
         let result = async {
             let t = found.as_ref().map_err(|_| team_not_found(team))?;
@@ -107,8 +113,14 @@ impl ConsoleService {
             Ok(quota.clone())
         }
         .await;
-        self.audited(actor, "quota.set", &format!("{team} in {dc}"), found.as_ref().ok(), result)
-            .await
+        self.audited(
+            actor,
+            "quota.set",
+            &format!("{team} in {dc}"),
+            found.as_ref().ok(),
+            result,
+        )
+        .await
     }
 
     /// Refuses a change that would take the team past its quota in `dc`.
@@ -139,7 +151,10 @@ impl ConsoleService {
         if let Some(max) = quota.max_memory_mb.filter(|m| used.memory_mb > *m) {
             over.push(format!("{} MB of memory of {max} MB", used.memory_mb));
         }
-        if let Some(max) = quota.max_cpu_millicores.filter(|m| used.cpu_millicores > *m) {
+        if let Some(max) = quota
+            .max_cpu_millicores
+            .filter(|m| used.cpu_millicores > *m)
+        {
             over.push(format!("{} millicores of {max}", used.cpu_millicores));
         }
         if over.is_empty() {

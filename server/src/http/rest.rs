@@ -491,7 +491,9 @@ async fn set_quota(
     Path((team, dc)): Path<(String, String)>,
     Body(quota): Body<Quota>,
 ) -> ApiResult<Json<Quota>> {
-    Ok(Json(state.console.set_quota(&actor, &team, &dc, quota).await?))
+    Ok(Json(
+        state.console.set_quota(&actor, &team, &dc, quota).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/apps", tag = "apps", params(("team" = String, Path)),

@@ -137,8 +137,7 @@ impl LocalRuntime {
                 r.health_path.clone(),
             ),
             None => {
-                let Some(cmd) = c.build.run_command.clone().filter(|s| !s.trim().is_empty())
-                else {
+                let Some(cmd) = c.build.run_command.clone().filter(|s| !s.trim().is_empty()) else {
                     return Err(RuntimeError::Unsupported(
                         "nothing to run yet: build the component (or set a run command)".into(),
                     ));
@@ -183,7 +182,11 @@ impl LocalRuntime {
     /// appears at its mount path inside the working directory (`/data` →
     /// `./data`, a symbolic link) and its absolute path is in
     /// `CLOUDPORT_VOLUME_<NAME>`.
-    fn volumes(&self, c: &Component, dir: &std::path::Path) -> Result<Vec<(String, String)>, RuntimeError> {
+    fn volumes(
+        &self,
+        c: &Component,
+        dir: &std::path::Path,
+    ) -> Result<Vec<(String, String)>, RuntimeError> {
         let mut env = Vec::new();
         for v in &c.volumes {
             let store = self
@@ -205,14 +208,22 @@ impl LocalRuntime {
                 })?;
             }
             env.push((
-                format!("CLOUDPORT_VOLUME_{}", v.name.to_uppercase().replace('-', "_")),
+                format!(
+                    "CLOUDPORT_VOLUME_{}",
+                    v.name.to_uppercase().replace('-', "_")
+                ),
                 store.display().to_string(),
             ));
         }
         Ok(env)
     }
 
-    fn start_replica(&self, c: &Component, plan: &Plan, index: u32) -> Result<Replica, RuntimeError> {
+    fn start_replica(
+        &self,
+        c: &Component,
+        plan: &Plan,
+        index: u32,
+    ) -> Result<Replica, RuntimeError> {
         let port = free_port()?;
         let (stop, rx) = watch::channel(false);
         let state: SharedState = Arc::default();
@@ -227,7 +238,12 @@ impl LocalRuntime {
             port,
             memory_mb: plan.memory_mb,
         };
-        let task = tokio::spawn(process::supervise(launch, self.logs.clone(), state.clone(), rx));
+        let task = tokio::spawn(process::supervise(
+            launch,
+            self.logs.clone(),
+            state.clone(),
+            rx,
+        ));
         Ok(Replica {
             index,
             port,
@@ -373,9 +389,9 @@ impl Runtime for LocalRuntime {
         let fresh = !self.deployed.lock().unwrap().contains_key(&name);
         if fresh {
             let remembered = self.addresses.lock().unwrap().get(&name).copied();
-            let balancer = Balancer::bind(remembered)
-                .await
-                .map_err(|e| RuntimeError::Failed(format!("cannot bind the component address: {e}")))?;
+            let balancer = Balancer::bind(remembered).await.map_err(|e| {
+                RuntimeError::Failed(format!("cannot bind the component address: {e}"))
+            })?;
             self.remember_address(&name, Some(balancer.addr().port()));
             log.info("address", format!("component address {}", balancer.addr()))
                 .await;
@@ -394,7 +410,11 @@ impl Runtime for LocalRuntime {
         let (same, running_now, mut next_index) = {
             let d = self.deployed.lock().unwrap();
             let d = d.get(&name).expect("inserted above");
-            (d.fingerprint == plan.fingerprint, d.replicas.len(), d.next_index)
+            (
+                d.fingerprint == plan.fingerprint,
+                d.replicas.len(),
+                d.next_index,
+            )
         };
 
         if (!same || target.restart) && running_now > 0 {
@@ -413,13 +433,17 @@ impl Runtime for LocalRuntime {
                 next_index += 1;
             }
             log.info("health", describe_probe(&plan.probe)).await;
-            let watch: Vec<_> = fresh_set.iter().map(|r| (r.port, r.state.clone())).collect();
+            let watch: Vec<_> = fresh_set
+                .iter()
+                .map(|r| (r.port, r.state.clone()))
+                .collect();
             if let Err(why) = Self::wait_healthy(&watch, &plan.probe, log).await {
                 Self::stop_all(fresh_set).await;
                 if let Some(d) = self.deployed.lock().unwrap().get_mut(&name) {
                     d.next_index = next_index;
                 }
-                log.warn("rollout", "the previous replicas keep serving").await;
+                log.warn("rollout", "the previous replicas keep serving")
+                    .await;
                 return Err(RuntimeError::Unsupported(format!(
                     "the new replicas did not become healthy ({why}); the previous ones keep serving"
                 )));
@@ -436,11 +460,16 @@ impl Runtime for LocalRuntime {
             };
             log.info(
                 "rollout",
-                format!("traffic moved to {}; stopping {} old replica(s)", plan.version, old.len()),
+                format!(
+                    "traffic moved to {}; stopping {} old replica(s)",
+                    plan.version,
+                    old.len()
+                ),
             )
             .await;
             Self::stop_all(old).await;
-            log.info("health", format!("{want} replica(s) healthy")).await;
+            log.info("health", format!("{want} replica(s) healthy"))
+                .await;
             return Ok(Observed {
                 status: ComponentStatus::Running,
                 message: None,
@@ -475,8 +504,11 @@ impl Runtime for LocalRuntime {
             Self::stop_all(surplus).await;
         }
         for (index, port, _) in &added {
-            log.info("start", format!("replica {index} of {} started on port {port}", plan.version))
-                .await;
+            log.info(
+                "start",
+                format!("replica {index} of {} started on port {port}", plan.version),
+            )
+            .await;
         }
         if want == 0 {
             return Ok(Observed {
@@ -487,13 +519,19 @@ impl Runtime for LocalRuntime {
         let all: Vec<(u16, SharedState)> = {
             let d = self.deployed.lock().unwrap();
             d.get(&name)
-                .map(|d| d.replicas.iter().map(|r| (r.port, r.state.clone())).collect())
+                .map(|d| {
+                    d.replicas
+                        .iter()
+                        .map(|r| (r.port, r.state.clone()))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         log.info("health", describe_probe(&plan.probe)).await;
         match Self::wait_healthy(&all, &plan.probe, log).await {
             Ok(()) => {
-                log.info("health", format!("{want} replica(s) healthy")).await;
+                log.info("health", format!("{want} replica(s) healthy"))
+                    .await;
                 Ok(Observed {
                     status: ComponentStatus::Running,
                     message: None,
@@ -512,8 +550,11 @@ impl Runtime for LocalRuntime {
         let _serial = lock.lock().await;
         let old = self.deployed.lock().unwrap().remove(&name);
         if let Some(old) = old {
-            log.info("stop", format!("stopping {} replica(s)", old.replicas.len()))
-                .await;
+            log.info(
+                "stop",
+                format!("stopping {} replica(s)", old.replicas.len()),
+            )
+            .await;
             Self::stop_all(old.replicas).await;
         }
         self.remember_address(&name, None);

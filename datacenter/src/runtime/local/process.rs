@@ -56,8 +56,7 @@ fn spawn_child(l: &Launch) -> std::io::Result<Child> {
     } else {
         l.command.clone()
     };
-    let host_path =
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let path = l
         .path_prepend
         .iter()
@@ -197,17 +196,35 @@ async fn pump(
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + pos];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            logs.append(&key, index, &version, stream, &String::from_utf8_lossy(line));
+            logs.append(
+                &key,
+                index,
+                &version,
+                stream,
+                &String::from_utf8_lossy(line),
+            );
             start += pos + 1;
         }
         buf.drain(..start);
         if buf.len() > MAX_LINE {
-            logs.append(&key, index, &version, stream, &String::from_utf8_lossy(&buf));
+            logs.append(
+                &key,
+                index,
+                &version,
+                stream,
+                &String::from_utf8_lossy(&buf),
+            );
             buf.clear();
         }
     }
     if !buf.is_empty() {
-        logs.append(&key, index, &version, stream, &String::from_utf8_lossy(&buf));
+        logs.append(
+            &key,
+            index,
+            &version,
+            stream,
+            &String::from_utf8_lossy(&buf),
+        );
     }
 }
 

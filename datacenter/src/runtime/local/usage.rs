@@ -95,7 +95,10 @@ mod tests {
         let cpu = meter.percent(group, second.0);
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(cpu > 30.0, "a spinning shell uses most of a core, saw {cpu}");
+        assert!(
+            cpu > 30.0,
+            "a spinning shell uses most of a core, saw {cpu}"
+        );
         assert!(second.1 > 100, "resident memory in kB: {}", second.1);
     }
 }
