@@ -373,7 +373,19 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     dc.process.restart();
     dc.process.wait_ready().await;
     eventually_body(&url, "first greeting", Duration::from_secs(30)).await;
-    assert_eq!(dc.component("hello").await["status"], "running");
+    // The answer can come a moment before the start event records it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = dc.component("hello").await;
+        if c["status"] == "running" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not running after the restart: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(unix)]
