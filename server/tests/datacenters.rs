@@ -79,6 +79,30 @@ async fn wait_for_component(
     }
 }
 
+/// An event once it has left `queued`/`running`.
+async fn finished_event(c: &TestConsole, client: &reqwest::Client, path: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let ev: Value = client
+            .get(c.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = ev["event"]["status"].as_str().unwrap_or_default();
+        if status != "queued" && status != "running" {
+            return ev;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "event still {status}: {ev}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 on_both_backends!(a_killed_datacenter_goes_offline_and_comes_back_converged);
 
 async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
@@ -172,17 +196,16 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
     );
 
     // The start event has its log, in order, closed with a final status.
-    let ev: Value = admin
-        .get(c.url(&format!(
+    // The component may show running a moment before its event is closed.
+    let ev = finished_event(
+        &c,
+        &admin,
+        &format!(
             "/api/v1/teams/acme/events/dc2/{}",
             started["event_id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(ev["event"]["status"], "succeeded", "{ev}");
     let lines = ev["lines"].as_array().unwrap();
     let seqs: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
@@ -219,22 +242,28 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
     dc.wait_ready().await;
     wait_for_state(&c, &admin, "dc2", "online", Duration::from_secs(10)).await;
     wait_for_component(&c, &admin, component, "running", Duration::from_secs(30)).await;
-    let events: Value = admin
-        .get(c.url("/api/v1/teams/acme/events?app=shop"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        events
-            .as_array()
+    let start = Instant::now();
+    loop {
+        let events: Value = admin
+            .get(c.url("/api/v1/teams/acme/events?app=shop"))
+            .send()
+            .await
             .unwrap()
-            .iter()
-            .any(|e| e["event"]["actor"] == "reconciler" && e["event"]["status"] == "succeeded"),
-        "the reconciler restarted it: {events}"
-    );
+            .json()
+            .await
+            .unwrap();
+        let restarted = events.as_array().unwrap().iter().any(|e| {
+            e["event"]["actor"] == "reconciler" && e["event"]["status"] == "succeeded"
+        });
+        if restarted {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the reconciler restarted it: {events}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Removing a datacenter that still holds components needs force.
     let resp = admin
