@@ -5,7 +5,9 @@
 # and prints a Markdown table for docs/queue.md, with each figure as a ratio
 # of its goal and etcd's throughput as a ratio of the embedded anchor.
 # Rows: both backends with 2 producers × 4 workers, then etcd again with
-# 8 × 8 (how it scales with concurrency). Throughput is the median of RUNS runs.
+# 8 × 8 (how it scales with concurrency); the etcd rows once with workers
+# calling claim then ack, once with ack_and_claim (ack a task and claim the
+# next in one call: one etcd transaction). Throughput is the median of RUNS runs.
 #
 #   bench/queue.sh                      (defaults: 5000 tasks, RUNS=3)
 #   TASKS=20000 RUNS=5 bench/queue.sh
@@ -55,29 +57,34 @@ TMP_FS="$(df -T "${TMPDIR:-/tmp}" | awk 'NR==2 {print $2}')"
 ETCD_FS="$(df -T "$WORK" | awk 'NR==2 {print $2}')"
 
 run() { "$BENCH" --backend "$1" --endpoints "$CLIENT" --tasks "$TASKS" --producers "$2" \
-        --workers "$3" --runs "$RUNS" --samples "$SAMPLES" --markdown; }
+        --workers "$3" --runs "$RUNS" --samples "$SAMPLES" --markdown "${@:4}"; }
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "embedded, 2 producers × 4 workers"
 ROW1="$(run embedded 2 4)"
 log "etcd, 2 producers × 4 workers"
 ROW2="$(run etcd 2 4)"
+log "etcd, 2 producers × 4 workers, ack_and_claim"
+ROW3="$(run etcd 2 4 --ack-and-claim)"
 log "etcd, 8 producers × 8 workers"
-ROW3="$(run etcd 8 8)"
+ROW4="$(run etcd 8 8)"
+log "etcd, 8 producers × 8 workers, ack_and_claim"
+ROW5="$(run etcd 8 8 --ack-and-claim)"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Columns of a row: backend, tasks, producers×workers, median tasks/s, range, p50, p99, mean.
-python3 - "$ROW1" "$ROW2" "$ROW3" <<'PY'
+# Columns of a row: backend, worker calls, tasks, producers×workers, median tasks/s, range,
+# p50, p99, mean.
+python3 - "$ROW1" "$ROW2" "$ROW3" "$ROW4" "$ROW5" <<'PY'
 import sys
 goals = {"embedded": 2000, "etcd": 1000}
 rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in sys.argv[1:]]
-anchor = float(rows[0][3])
+anchor = float(rows[0][4])
 ok = lambda b: "✓" if b else "✗"
-print("| backend | tasks | producers×workers | tasks/s (median) | runs | vs goal | vs embedded | enqueue→claim p50 ms | p99 ms | p99 vs 20 ms |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for backend, tasks, pw, tps, spread, p50, p99, mean in rows:
+print("| backend | worker calls | tasks | producers×workers | tasks/s (median) | runs | vs goal | vs embedded | enqueue→claim p50 ms | p99 ms | p99 vs 20 ms |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for backend, calls, tasks, pw, tps, spread, p50, p99, mean in rows:
     tps, p99f = float(tps), float(p99)
     goal = goals[backend]
-    print(f"| {backend} | {tasks} | {pw} | {tps:,.0f} | {spread} | {tps/goal:.2f}× of {goal:,} {ok(tps >= goal)} "
+    print(f"| {backend} | {calls} | {tasks} | {pw} | {tps:,.0f} | {spread} | {tps/goal:.2f}× of {goal:,} {ok(tps >= goal)} "
           f"| {tps/anchor:.2f} | {p50} | {p99} | {p99f/20:.2f} {ok(p99f < 20)} |")
 PY
 echo

@@ -2,12 +2,15 @@
 //!
 //!   cargo run --release -p datacenter --features service --example queue_bench -- \
 //!       --backend embedded|etcd [--endpoints http://127.0.0.1:2379] [--tasks 5000] \
-//!       [--workers 4] [--producers 2] [--runs 3] [--samples 400] [--payload-bytes 256] [--markdown]
+//!       [--workers 4] [--producers 2] [--runs 3] [--samples 400] [--payload-bytes 256] [--markdown] [--detail]
+//!       [--ack-and-claim]
 //!
 //! Two phases:
 //! - throughput: producers enqueue `--tasks` tasks as fast as they can while `--workers`
 //!   workers claim and ack them; tasks/s = tasks / time until the last ack. Repeated
 //!   `--runs` times (machines here are shared, so one run can be unlucky): the median counts.
+//!   Workers call `claim`, then `ack`; with `--ack-and-claim` they call `claim` once, then
+//!   `ack_and_claim` (ack this one, claim the next) for every task.
 //! - latency: one producer enqueues `--samples` tasks at a gentle pace (every 5 ms) to idle,
 //!   waiting workers; latency = from the start of `enqueue` to `claim` returning the task.
 //!   That is the wake-up path, without queueing behind a backlog.
@@ -29,6 +32,10 @@ struct Args {
     runs: usize,
     payload_bytes: usize,
     markdown: bool,
+    /// Print how long each kind of call took during the throughput runs.
+    detail: bool,
+    /// Workers ack a task and claim the next with one `ack_and_claim` call.
+    ack_and_claim: bool,
 }
 
 fn parse_args() -> Args {
@@ -42,6 +49,8 @@ fn parse_args() -> Args {
         runs: 3,
         payload_bytes: 256,
         markdown: false,
+        detail: false,
+        ack_and_claim: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +92,8 @@ fn parse_args() -> Args {
                     .unwrap_or_else(|_| usage("--payload-bytes: a number"))
             }
             "--markdown" => args.markdown = true,
+            "--detail" => args.detail = true,
+            "--ack-and-claim" => args.ack_and_claim = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -104,7 +115,7 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: queue_bench --backend embedded|etcd [--endpoints URL[,URL]] [--tasks N] \
-         [--workers N] [--producers N] [--runs N] [--samples N] [--payload-bytes N] [--markdown]"
+         [--workers N] [--producers N] [--runs N] [--samples N] [--payload-bytes N] [--markdown] [--detail] [--ack-and-claim]"
     );
     std::process::exit(2);
 }
@@ -136,8 +147,11 @@ async fn main() {
     };
 
     let mut runs = Vec::new();
+    let mut calls = Calls::default();
     for run in 0..args.runs {
-        runs.push(throughput(&queue, &args, run).await);
+        let (rate, run_calls) = throughput(&queue, &args, run).await;
+        runs.push(rate);
+        calls.merge(run_calls);
     }
     runs.sort_by(|a, b| a.total_cmp(b));
     let (median, low, high) = (runs[runs.len() / 2], runs[0], runs[runs.len() - 1]);
@@ -145,8 +159,13 @@ async fn main() {
 
     if args.markdown {
         println!(
-            "| {} | {} | {}×{} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {}×{} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {:.2} |",
             args.backend,
+            if args.ack_and_claim {
+                "ack_and_claim"
+            } else {
+                "claim, ack"
+            },
             args.tasks,
             args.producers,
             args.workers,
@@ -159,6 +178,9 @@ async fn main() {
         );
     } else {
         println!("backend      {}", args.backend);
+        if args.ack_and_claim {
+            println!("workers      claim once, then ack_and_claim for every task");
+        }
         println!(
             "throughput   {median:.0} tasks/s, median of {} runs ({low:.0}–{high:.0}; {} tasks, {} producers, {} workers)",
             args.runs, args.tasks, args.producers, args.workers
@@ -167,6 +189,10 @@ async fn main() {
             "latency      p50 {p50:.2} ms, p99 {p99:.2} ms, mean {mean:.2} ms ({} samples)",
             args.samples
         );
+    }
+    if args.detail {
+        println!("calls during the throughput runs:");
+        calls.print(args.ack_and_claim);
     }
 }
 
@@ -177,7 +203,47 @@ fn datacenter_now() -> u128 {
         .as_millis()
 }
 
-async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args, run: usize) -> f64 {
+/// Durations of the calls made during the throughput runs, in milliseconds.
+#[derive(Default)]
+struct Calls {
+    enqueue: Vec<f64>,
+    /// Only the claims that returned a task.
+    claim: Vec<f64>,
+    /// `ack`, or `ack_and_claim` with `--ack-and-claim`.
+    ack: Vec<f64>,
+}
+
+impl Calls {
+    fn merge(&mut self, other: Calls) {
+        self.enqueue.extend(other.enqueue);
+        self.claim.extend(other.claim);
+        self.ack.extend(other.ack);
+    }
+
+    fn print(mut self, combined: bool) {
+        let ack = if combined { "ack+claim" } else { "ack" };
+        for (name, samples) in [
+            ("enqueue", &mut self.enqueue),
+            ("claim", &mut self.claim),
+            (ack, &mut self.ack),
+        ] {
+            if samples.is_empty() {
+                continue;
+            }
+            let (p50, p99, mean) = summary(samples);
+            println!(
+                "  {name:<10} p50 {p50:.2} ms, p99 {p99:.2} ms, mean {mean:.2} ms ({} calls)",
+                samples.len()
+            );
+        }
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args, run: usize) -> (f64, Calls) {
     let topic: &'static str = Box::leak(format!("bench-throughput-{run}").into_boxed_str());
     let filler = "x".repeat(args.payload_bytes);
     let acked = Arc::new(AtomicUsize::new(0));
@@ -185,39 +251,72 @@ async fn throughput(queue: &Arc<dyn TaskQueue>, args: &Args, run: usize) -> f64 
     let mut handles = Vec::new();
     for w in 0..args.workers {
         let (queue, acked, total) = (queue.clone(), acked.clone(), args.tasks);
+        let combined = args.ack_and_claim;
         handles.push(tokio::spawn(async move {
             let name = format!("bench-{w}");
+            let mut calls = Calls::default();
+            let (lease, wait) = (Duration::from_secs(30), Duration::from_millis(200));
+            let mut held = None;
             while acked.load(Ordering::Relaxed) < total {
-                let claimed = queue
-                    .claim(
-                        topic,
-                        &name,
-                        Duration::from_secs(30),
-                        Duration::from_millis(200),
-                    )
-                    .await
-                    .expect("claim");
+                let t = Instant::now();
+                let claimed = match held.take() {
+                    None => queue.claim(topic, &name, lease, wait).await.expect("claim"),
+                    Some(task) if combined => {
+                        let next = queue
+                            .ack_and_claim(&task, &name, lease, wait)
+                            .await
+                            .expect("ack and claim");
+                        calls.ack.push(ms_since(t));
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        held = next;
+                        continue;
+                    }
+                    Some(task) => {
+                        queue.ack(&task).await.expect("ack");
+                        calls.ack.push(ms_since(t));
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
                 if let Some(task) = claimed {
-                    queue.ack(&task).await.expect("ack");
-                    acked.fetch_add(1, Ordering::Relaxed);
+                    calls.claim.push(ms_since(t));
+                    held = Some(task);
                 }
             }
+            if let Some(task) = held {
+                queue.ack(&task).await.expect("ack");
+            }
+            calls
         }));
     }
     for p in 0..args.producers {
         let share = args.tasks / args.producers + usize::from(p < args.tasks % args.producers);
         let (queue, filler) = (queue.clone(), filler.clone());
         handles.push(tokio::spawn(async move {
+            let mut calls = Calls::default();
             for n in 0..share {
                 let task = NewTask::new(json!({ "producer": p, "n": n, "filler": filler }));
+                let t = Instant::now();
                 queue.enqueue(topic, task).await.expect("enqueue");
+                calls.enqueue.push(ms_since(t));
             }
+            calls
         }));
     }
+    let mut calls = Calls::default();
     for handle in handles {
-        handle.await.expect("bench task");
+        calls.merge(handle.await.expect("bench task"));
     }
-    args.tasks as f64 / started.elapsed().as_secs_f64()
+    (args.tasks as f64 / started.elapsed().as_secs_f64(), calls)
+}
+
+/// p50, p99 and mean of `samples` (sorted in place).
+fn summary(samples: &mut [f64]) -> (f64, f64, f64) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pick =
+        |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    (pick(0.50), pick(0.99), mean)
 }
 
 async fn latency(queue: &Arc<dyn TaskQueue>, args: &Args) -> (f64, f64, f64) {
@@ -274,9 +373,5 @@ async fn latency(queue: &Arc<dyn TaskQueue>, args: &Args) -> (f64, f64, f64) {
     while let Ok(ms) = rx.try_recv() {
         samples.push(ms);
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let pick =
-        |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-    (pick(0.50), pick(0.99), mean)
+    summary(&mut samples)
 }

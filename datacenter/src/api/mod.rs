@@ -7,6 +7,8 @@ pub use types::*;
 #[cfg(feature = "service")]
 pub mod metrics;
 #[cfg(feature = "service")]
+pub mod queue_admin;
+#[cfg(feature = "service")]
 pub mod routes;
 #[cfg(feature = "service")]
 pub mod stream;

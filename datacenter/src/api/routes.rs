@@ -65,7 +65,9 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
     // Source archives are the one large body; every other route keeps the small limit.
     let uploads = OpenApiRouter::new()
         .routes(routes!(upload_source))
-        .layer(axum::extract::DefaultBodyLimit::max(crate::builder::MAX_UPLOAD_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::builder::MAX_UPLOAD_BYTES,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             crate::builder::MAX_UPLOAD_BYTES,
         ));
@@ -85,6 +87,9 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         .routes(routes!(get_webhook, deliver_webhook))
         .routes(routes!(detect))
         .routes(routes!(super::stream::stream))
+        .routes(routes!(super::queue_admin::list_dead))
+        .routes(routes!(super::queue_admin::requeue_dead))
+        .routes(routes!(super::queue_admin::purge_dead))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY));
     let (protected, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(small)

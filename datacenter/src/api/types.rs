@@ -594,3 +594,42 @@ pub struct WebhookOutcome {
     pub event_id: Option<String>,
     pub message: String,
 }
+
+/// A task of the datacenter's queue that used up its attempts
+/// (`GET /v1/queue/{topic}/dead`).
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub topic: String,
+    /// The task's payload, as JSON text.
+    pub payload: String,
+    pub dedupe_key: Option<String>,
+    /// Attempts it was given.
+    pub attempts: u32,
+    /// Why the last one failed: the worker's reason, or that its lease lapsed.
+    pub reason: String,
+    /// Unix ms.
+    pub enqueued_at: i64,
+    /// Unix ms.
+    pub died_at: i64,
+}
+
+/// What requeueing a dead task did
+/// (`POST /v1/queue/{topic}/dead/{id}/requeue`).
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequeuedTask {
+    /// The task that will run: the dead task itself (same id, ready at once, attempts
+    /// reset), or, when `deduplicated`, the live task that now holds its dedupe key; the
+    /// dead letter then stays.
+    pub id: String,
+    pub deduplicated: bool,
+}
+
+/// How many dead tasks a purge deleted (`DELETE /v1/queue/{topic}/dead`).
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgedDead {
+    pub purged: u64,
+}
