@@ -197,7 +197,7 @@ impl Datacenter {
             .queue
             .depth(TOPIC)
             .await
-            .map(|d| (d.ready + d.in_flight) as i64)
+            .map(|d| (d.ready + d.delayed + d.in_flight) as i64)
             .unwrap_or(-1);
         Ok(DatacenterInfo {
             name: self.name.clone(),

@@ -252,9 +252,10 @@ async fn a_killed_datacenter_goes_offline_and_comes_back_converged(b: Backend) {
             .json()
             .await
             .unwrap();
-        let restarted = events.as_array().unwrap().iter().any(|e| {
-            e["event"]["actor"] == "reconciler" && e["event"]["status"] == "succeeded"
-        });
+        let restarted =
+            events.as_array().unwrap().iter().any(|e| {
+                e["event"]["actor"] == "reconciler" && e["event"]["status"] == "succeeded"
+            });
         if restarted {
             break;
         }

@@ -17,7 +17,8 @@ pub struct DatacenterInfo {
     /// Unix ms.
     pub started_at: i64,
     pub components: i64,
-    /// Tasks waiting or running in the datacenter's queue.
+    /// Tasks waiting (including those waiting to retry) or running in the
+    /// datacenter's queue.
     pub queue_depth: i64,
 }
 
