@@ -10,6 +10,9 @@ const binary = path.resolve(__dirname, "../target/release/cloudport");
 // A second datacenter, run as its own process, for the console to register.
 const dcPort = port + 1;
 const dcDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-dc-"));
+// The gateways of the embedded datacenter and of dc2.
+export const GATEWAY_PORT = port + 2;
+const gatewayPort = GATEWAY_PORT;
 export const DATACENTER_URL = `http://127.0.0.1:${dcPort}`;
 export const DATACENTER_TOKEN = "e2e-datacenter-token-0123";
 
@@ -39,14 +42,14 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `${binary} serve --listen 127.0.0.1:${port} --data-dir ${dataDir}`,
+      command: `${binary} serve --listen 127.0.0.1:${port} --data-dir ${dataDir} --gateway-listen 127.0.0.1:${gatewayPort}`,
       url: `http://127.0.0.1:${port}/healthz`,
       env: { CLOUDPORT_ADMIN_PASSWORD: ADMIN_PASSWORD },
       reuseExistingServer: false,
       timeout: 30_000,
     },
     {
-      command: `${binary} datacenter --name dc2 --listen 127.0.0.1:${dcPort} --data-dir ${dcDataDir}`,
+      command: `${binary} datacenter --name dc2 --listen 127.0.0.1:${dcPort} --data-dir ${dcDataDir} --gateway-listen 127.0.0.1:${dcPort + 2}`,
       url: `${DATACENTER_URL}/healthz`,
       env: { CLOUDPORT_DATACENTER_TOKEN: DATACENTER_TOKEN },
       reuseExistingServer: false,

@@ -646,3 +646,178 @@ pub async fn detect_plan(
     let (c, req) = console()?;
     c.detect(&req, &team, &datacenter, request).await
 }
+
+/// The team's routes, certificates and gateway traffic in every datacenter
+/// it is opened in, with what the caller may change.
+#[server(prefix = "/rpc", endpoint = "team_gateway")]
+pub async fn get_team_gateway(team: String) -> Result<RoutesView, AppError> {
+    let (c, req) = console()?;
+    Ok(c.team_gateway(&req, &team).await?.into())
+}
+
+/// A route target from the forms: `datacenter/app/component`.
+#[cfg(feature = "ssr")]
+fn parse_target(value: &str) -> Result<(String, String, String), AppError> {
+    let mut parts = value.trim().splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(dc), Some(app), Some(c)) if !dc.is_empty() && !app.is_empty() && !c.is_empty() => {
+            Ok((dc.into(), app.into(), c.into()))
+        }
+        _ => Err(invalid("Choose a component from the list.")),
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn parse_balance(value: Option<String>) -> Result<datacenter::api::Balance, AppError> {
+    use datacenter::api::Balance;
+    match value.as_deref().unwrap_or("round_robin") {
+        "" | "round_robin" => Ok(Balance::RoundRobin),
+        "least_connections" => Ok(Balance::LeastConnections),
+        _ => Err(invalid("Choose round robin or least connections.")),
+    }
+}
+
+/// The add-route form: a domain and path, up to three targets chosen from
+/// the team's components (`datacenter/app/component`) with weights, and an
+/// optional header and cookie to match. The route lives in the datacenter
+/// of its targets; the REST API takes any number of them.
+#[server(prefix = "/rpc", endpoint = "create_http_route")]
+#[allow(clippy::too_many_arguments)]
+pub async fn create_http_route(
+    team: String,
+    domain: String,
+    #[server(default)] path_prefix: Option<String>,
+    #[server(default)] target_1: Option<String>,
+    #[server(default)] weight_1: Option<String>,
+    #[server(default)] target_2: Option<String>,
+    #[server(default)] weight_2: Option<String>,
+    #[server(default)] target_3: Option<String>,
+    #[server(default)] weight_3: Option<String>,
+    #[server(default)] header_name: Option<String>,
+    #[server(default)] header_value: Option<String>,
+    #[server(default)] cookie_name: Option<String>,
+    #[server(default)] cookie_value: Option<String>,
+    #[server(default)] balance: Option<String>,
+    #[server(default)] https_redirect: Option<String>,
+) -> Result<(), AppError> {
+    use datacenter::api::{HttpRouteSpec, RouteTarget, ValueMatch};
+    let mut datacenter: Option<String> = None;
+    let mut targets = vec![];
+    for (target, weight) in [
+        (target_1, weight_1),
+        (target_2, weight_2),
+        (target_3, weight_3),
+    ] {
+        let Some(target) = target.filter(|t| !t.trim().is_empty()) else {
+            continue;
+        };
+        let (dc, app, component) = parse_target(&target)?;
+        if datacenter.as_ref().is_some_and(|d| *d != dc) {
+            return Err(invalid(
+                "All targets of a route must live in the same datacenter.",
+            ));
+        }
+        datacenter = Some(dc);
+        let weight = match weight.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+            None => 1,
+            Some(w) => w
+                .parse()
+                .map_err(|_| invalid("A weight is a whole number, like 90 or 10."))?,
+        };
+        targets.push(RouteTarget {
+            app,
+            component,
+            weight,
+        });
+    }
+    let datacenter =
+        datacenter.ok_or_else(|| invalid("Choose at least one component to send traffic to."))?;
+    let matched = |name: Option<String>, value: Option<String>| {
+        name.map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .map(|name| ValueMatch {
+                name,
+                value: value.unwrap_or_default(),
+            })
+    };
+    let spec = HttpRouteSpec {
+        domain: domain.trim().to_string(),
+        path_prefix: path_prefix
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        header: matched(header_name, header_value),
+        cookie: matched(cookie_name, cookie_value),
+        targets,
+        balance: parse_balance(balance)?,
+        https_redirect: https_redirect.is_some(),
+    };
+    let (c, req) = console()?;
+    c.create_http_route(&req, &team, &datacenter, spec).await?;
+    Ok(())
+}
+
+/// The add-TCP-route form: a gateway port and the component
+/// (`datacenter/app/component`) its connections go to.
+#[server(prefix = "/rpc", endpoint = "create_tcp_route")]
+pub async fn create_tcp_route(
+    team: String,
+    listen_port: String,
+    target: String,
+    #[server(default)] balance: Option<String>,
+) -> Result<(), AppError> {
+    let listen_port = listen_port
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid("The gateway port is a number from 1024 to 65535."))?;
+    let (datacenter, app, component) = parse_target(&target)?;
+    let spec = datacenter::api::TcpRouteSpec {
+        listen_port,
+        app,
+        component,
+        balance: parse_balance(balance)?,
+    };
+    let (c, req) = console()?;
+    c.create_tcp_route(&req, &team, &datacenter, spec).await?;
+    Ok(())
+}
+
+#[server(prefix = "/rpc", endpoint = "upload_certificate")]
+pub async fn upload_certificate(
+    team: String,
+    datacenter: String,
+    name: String,
+    cert_pem: String,
+    key_pem: String,
+) -> Result<(), AppError> {
+    let upload = datacenter::api::CertificateUpload {
+        name: name.trim().to_string(),
+        cert_pem,
+        key_pem,
+    };
+    let (c, req) = console()?;
+    c.upload_certificate(&req, &team, &datacenter, upload)
+        .await?;
+    Ok(())
+}
+
+/// Deletes one thing from a team's gateway: an HTTP route or TCP route (by
+/// id) or a certificate (by name). One server function for the three keeps
+/// the browser bundle smaller.
+#[server(prefix = "/rpc", endpoint = "delete_from_gateway")]
+pub async fn delete_from_gateway(
+    team: String,
+    datacenter: String,
+    kind: String,
+    key: String,
+) -> Result<(), AppError> {
+    let (c, req) = console()?;
+    match kind.as_str() {
+        "http" => c.delete_http_route(&req, &team, &datacenter, &key).await,
+        "tcp" => c.delete_tcp_route(&req, &team, &datacenter, &key).await,
+        "certificate" => c.delete_certificate(&req, &team, &datacenter, &key).await,
+        _ => Err(invalid("Say what to delete: http, tcp or certificate.")),
+    }
+}

@@ -49,6 +49,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=|| view! { <Layout><DashboardPage/></Layout> } ssr=ssr.clone()/>
                 <Route path=path!("/teams") view=|| view! { <Layout><TeamsPage/></Layout> } ssr=ssr.clone()/>
                 <Route path=path!("/teams/:team") view=|| view! { <Layout><TeamPage/></Layout> } ssr=ssr.clone()/>
+                <Route path=path!("/teams/:team/routes") view=|| view! { <Layout><RoutesPage/></Layout> } ssr=ssr.clone()/>
                 <Route path=path!("/teams/:team/apps/:app") view=|| view! { <Layout><AppPage/></Layout> } ssr=ssr.clone()/>
                 <Route path=path!("/teams/:team/apps/:app/components/:name") view=|| view! { <Layout><ComponentPage/></Layout> } ssr=ssr.clone()/>
                 <Route path=path!("/teams/:team/events/:datacenter/:id") view=|| view! { <Layout><EventPage/></Layout> } ssr=ssr.clone()/>

@@ -396,3 +396,298 @@ pub struct QuotaUsage {
     pub quota: Quota,
     pub used: Usage,
 }
+
+/// What the caller may change in a team's gateway, so pages show only the
+/// forms that will work (the server checks again on every call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RouteRights {
+    /// Add and delete HTTP and TCP routes (team developers and up).
+    pub can_manage_routes: bool,
+    /// Upload and delete certificates (team admins and up).
+    pub can_manage_certificates: bool,
+}
+
+/// A component a route may send traffic to, and the datacenter it lives in
+/// (a route only reaches components of its own datacenter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTargetChoice {
+    pub datacenter: String,
+    pub app: String,
+    pub component: String,
+}
+
+/// One datacenter's gateway as a team sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatacenterGateway {
+    pub datacenter: String,
+    pub gateway: Option<datacenter::api::GatewayInfo>,
+    /// Why the datacenter's gateway could not be read, when it could not.
+    pub error: Option<String>,
+    pub http_routes: Vec<datacenter::api::HttpRoute>,
+    pub tcp_routes: Vec<datacenter::api::TcpRoute>,
+    pub certificates: Vec<datacenter::api::Certificate>,
+    pub stats: Vec<datacenter::api::RouteStats>,
+}
+
+/// Everything the Routes page of a team shows, read in one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamGateway {
+    pub team: String,
+    pub rights: RouteRights,
+    /// One entry per datacenter the team is opened in.
+    pub datacenters: Vec<DatacenterGateway>,
+    pub components: Vec<RouteTargetChoice>,
+    /// The server's clock (unix ms) when this was read: certificate expiry
+    /// is counted from it, so the server's page and the hydrated one agree.
+    pub now: i64,
+}
+
+/// The Routes page as the browser gets it: rows ready to show, made on the
+/// server from [`TeamGateway`]. Plain strings and numbers keep the
+/// deserialising code in the WASM bundle small (the API types carry nested
+/// and flattened structures the page does not need).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutesView {
+    pub team: String,
+    pub rights: RouteRights,
+    pub datacenters: Vec<GatewayView>,
+    /// Components a route may target: `(datacenter/app/component, label)`.
+    pub targets: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayView {
+    pub datacenter: String,
+    /// `None` when the gateway could not be read; `error` says why.
+    pub http: Option<String>,
+    pub https: Option<String>,
+    /// `<component>.<app>.<team>.<suffix>`.
+    pub default_domain: String,
+    pub error: Option<String>,
+    pub http_routes: Vec<HttpRouteRow>,
+    pub tcp_routes: Vec<TcpRouteRow>,
+    pub certificates: Vec<CertificateRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRouteRow {
+    pub id: String,
+    pub domain: String,
+    pub path_prefix: String,
+    /// `header X-Beta = 1, cookie canary = yes`, or empty.
+    pub matches: String,
+    /// `shop/web ×90 (90 %)`, one per target.
+    pub targets: Vec<String>,
+    pub balance: String,
+    pub https_redirect: bool,
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_5xx: u64,
+    /// `12 ms`, or `—` before any request.
+    pub p99: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpRouteRow {
+    pub id: String,
+    pub listen_port: u16,
+    /// `app/component`.
+    pub target: String,
+    pub balance: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRow {
+    pub name: String,
+    pub domains: String,
+    /// `2026-02-24 10:00 UTC`.
+    pub valid_until: String,
+    /// `expires in 89 days`, `expires today` or `expired`.
+    pub expiry: String,
+    /// `ok`, `soon` (under 30 days) or `expired`: the badge's colour.
+    pub expiry_state: String,
+}
+
+#[cfg(feature = "ssr")]
+mod routes_view {
+    use super::*;
+    use datacenter::api::Balance;
+
+    const DAY_MS: i64 = 86_400_000;
+    /// Certificates closer than this to their end are flagged.
+    const EXPIRY_WARNING_DAYS: i64 = 30;
+
+    fn balance(b: Balance) -> String {
+        match b {
+            Balance::RoundRobin => "round robin".into(),
+            Balance::LeastConnections => "least connections".into(),
+        }
+    }
+
+    /// `(text, state)` of a certificate's expiry badge, counted from `now`.
+    pub fn expiry(not_after: i64, now: i64) -> (String, String) {
+        let left = not_after - now;
+        if left <= 0 {
+            return ("expired".into(), "expired".into());
+        }
+        let days = left / DAY_MS;
+        let text = match days {
+            0 => "expires today".to_string(),
+            1 => "expires in 1 day".to_string(),
+            n => format!("expires in {n} days"),
+        };
+        let state = if days < EXPIRY_WARNING_DAYS {
+            "soon"
+        } else {
+            "ok"
+        };
+        (text, state.into())
+    }
+
+    impl From<TeamGateway> for RoutesView {
+        fn from(g: TeamGateway) -> Self {
+            let several = g
+                .components
+                .iter()
+                .any(|c| c.datacenter != g.components[0].datacenter);
+            let targets = g
+                .components
+                .iter()
+                .map(|c| {
+                    let value = format!("{}/{}/{}", c.datacenter, c.app, c.component);
+                    let label = if several {
+                        format!("{}/{} (in {})", c.app, c.component, c.datacenter)
+                    } else {
+                        format!("{}/{}", c.app, c.component)
+                    };
+                    (value, label)
+                })
+                .collect();
+            let now = g.now;
+            let team = g.team.clone();
+            let datacenters =
+                g.datacenters
+                    .into_iter()
+                    .map(|d| {
+                        let suffix = d
+                            .gateway
+                            .as_ref()
+                            .map(|g| g.domain_suffix.clone())
+                            .unwrap_or_default();
+                        let stats = d.stats;
+                        GatewayView {
+                            http: d.gateway.as_ref().map(|g| g.http.clone()),
+                            https: d.gateway.as_ref().and_then(|g| g.https.clone()),
+                            default_domain: format!("<component>.<app>.{team}.{suffix}"),
+                            error: d.error,
+                            http_routes: d
+                                .http_routes
+                                .into_iter()
+                                .map(|r| {
+                                    let s = stats
+                                        .iter()
+                                        .find(|s| s.route == r.id)
+                                        .cloned()
+                                        .unwrap_or_default();
+                                    let total: u64 =
+                                        r.spec.targets.iter().map(|t| u64::from(t.weight)).sum();
+                                    let matches =
+                                        [
+                                            r.spec.header.as_ref().map(|m| {
+                                                format!("header {} = {}", m.name, m.value)
+                                            }),
+                                            r.spec.cookie.as_ref().map(|m| {
+                                                format!("cookie {} = {}", m.name, m.value)
+                                            }),
+                                        ]
+                                        .into_iter()
+                                        .flatten()
+                                        .collect::<Vec<_>>()
+                                        .join(", ");
+                                    HttpRouteRow {
+                                        targets: r
+                                            .spec
+                                            .targets
+                                            .iter()
+                                            .map(|t| {
+                                                let share = (u64::from(t.weight) * 100)
+                                                    .checked_div(total)
+                                                    .unwrap_or(0);
+                                                format!(
+                                                    "{}/{} ×{} ({share} %)",
+                                                    t.app, t.component, t.weight
+                                                )
+                                            })
+                                            .collect(),
+                                        id: r.id,
+                                        domain: r.spec.domain,
+                                        path_prefix: r.spec.path_prefix,
+                                        matches,
+                                        balance: balance(r.spec.balance),
+                                        https_redirect: r.spec.https_redirect,
+                                        requests: s.requests,
+                                        status_2xx: s.status_2xx,
+                                        status_5xx: s.status_5xx,
+                                        p99: if s.requests == 0 {
+                                            "—".into()
+                                        } else {
+                                            format!("{:.0} ms", s.p99_ms)
+                                        },
+                                    }
+                                })
+                                .collect(),
+                            tcp_routes: d
+                                .tcp_routes
+                                .into_iter()
+                                .map(|r| TcpRouteRow {
+                                    id: r.id,
+                                    listen_port: r.spec.listen_port,
+                                    target: format!("{}/{}", r.spec.app, r.spec.component),
+                                    balance: balance(r.spec.balance),
+                                })
+                                .collect(),
+                            certificates: d
+                                .certificates
+                                .into_iter()
+                                .map(|c| {
+                                    let (expiry, expiry_state) = expiry(c.not_after, now);
+                                    CertificateRow {
+                                        name: c.name,
+                                        domains: c.domains.join(", "),
+                                        valid_until: crate::components::format_time(c.not_after),
+                                        expiry,
+                                        expiry_state,
+                                    }
+                                })
+                                .collect(),
+                            datacenter: d.datacenter,
+                        }
+                    })
+                    .collect();
+            RoutesView {
+                team: g.team,
+                rights: g.rights,
+                datacenters,
+                targets,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::expiry;
+
+        #[test]
+        fn certificate_expiry_badges() {
+            let now = 1_000 * super::DAY_MS;
+            assert_eq!(expiry(now - 1, now), ("expired".into(), "expired".into()));
+            assert_eq!(expiry(now + 3_600_000, now).0, "expires today");
+            assert_eq!(expiry(now + super::DAY_MS + 5, now).0, "expires in 1 day");
+            assert_eq!(
+                expiry(now + 89 * super::DAY_MS + 5, now),
+                ("expires in 89 days".into(), "ok".into())
+            );
+            assert_eq!(expiry(now + 10 * super::DAY_MS, now).1, "soon");
+        }
+    }
+}

@@ -164,4 +164,50 @@ pub trait Console: Send + Sync + 'static {
         datacenter: &str,
         request: datacenter::api::DetectRequest,
     ) -> Result<datacenter::api::DetectedPlan, AppError>;
+
+    /// The team's gateway in every datacenter it is opened in: routes,
+    /// certificates, traffic and what the caller may change.
+    async fn team_gateway(&self, req: &Parts, team: &str) -> Result<TeamGateway, AppError>;
+    async fn create_http_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        spec: datacenter::api::HttpRouteSpec,
+    ) -> Result<datacenter::api::HttpRoute, AppError>;
+    async fn delete_http_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        id: &str,
+    ) -> Result<(), AppError>;
+    async fn create_tcp_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        spec: datacenter::api::TcpRouteSpec,
+    ) -> Result<datacenter::api::TcpRoute, AppError>;
+    async fn delete_tcp_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        id: &str,
+    ) -> Result<(), AppError>;
+    async fn upload_certificate(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        upload: datacenter::api::CertificateUpload,
+    ) -> Result<datacenter::api::Certificate, AppError>;
+    async fn delete_certificate(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        name: &str,
+    ) -> Result<(), AppError>;
 }

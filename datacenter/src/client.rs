@@ -293,6 +293,117 @@ impl DatacenterClient {
         self.send(req).await
     }
 
+    /// Where the gateway listens and the suffix of default domains.
+    pub async fn gateway(&self) -> Result<GatewayInfo> {
+        self.send(self.http.get(self.url("/v1/gateway"))).await
+    }
+
+    pub async fn http_routes(&self, team: &str) -> Result<Vec<HttpRoute>> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/v1/teams/{team}/routes/http"))),
+        )
+        .await
+    }
+
+    pub async fn create_http_route(&self, team: &str, spec: &HttpRouteSpec) -> Result<HttpRoute> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/teams/{team}/routes/http")))
+                .json(spec),
+        )
+        .await
+    }
+
+    pub async fn update_http_route(
+        &self,
+        team: &str,
+        id: &str,
+        spec: &HttpRouteSpec,
+    ) -> Result<HttpRoute> {
+        self.send(
+            self.http
+                .put(self.url(&format!("/v1/teams/{team}/routes/http/{id}")))
+                .json(spec),
+        )
+        .await
+    }
+
+    /// Answers with the route that was removed.
+    pub async fn delete_http_route(&self, team: &str, id: &str) -> Result<HttpRoute> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/v1/teams/{team}/routes/http/{id}"))),
+        )
+        .await
+    }
+
+    pub async fn tcp_routes(&self, team: &str) -> Result<Vec<TcpRoute>> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/v1/teams/{team}/routes/tcp"))),
+        )
+        .await
+    }
+
+    pub async fn create_tcp_route(&self, team: &str, spec: &TcpRouteSpec) -> Result<TcpRoute> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/teams/{team}/routes/tcp")))
+                .json(spec),
+        )
+        .await
+    }
+
+    /// Answers with the route that was removed.
+    pub async fn delete_tcp_route(&self, team: &str, id: &str) -> Result<TcpRoute> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/v1/teams/{team}/routes/tcp/{id}"))),
+        )
+        .await
+    }
+
+    pub async fn certificates(&self, team: &str) -> Result<Vec<Certificate>> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/v1/teams/{team}/certificates"))),
+        )
+        .await
+    }
+
+    /// Validates and stores a certificate (replacing one of the same name).
+    pub async fn upload_certificate(
+        &self,
+        team: &str,
+        upload: &CertificateUpload,
+    ) -> Result<Certificate> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/teams/{team}/certificates")))
+                .json(upload),
+        )
+        .await
+    }
+
+    /// Answers with the certificate that was removed.
+    pub async fn delete_certificate(&self, team: &str, name: &str) -> Result<Certificate> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/v1/teams/{team}/certificates/{name}"))),
+        )
+        .await
+    }
+
+    /// Traffic figures of the team's routes and default domains.
+    pub async fn route_stats(&self, team: &str) -> Result<Vec<RouteStats>> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/v1/teams/{team}/routes/stats"))),
+        )
+        .await
+    }
+
     /// What the builder would do with a source, without building it.
     pub async fn detect(&self, req: &DetectRequest) -> Result<DetectedPlan> {
         self.send(

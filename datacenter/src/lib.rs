@@ -14,11 +14,15 @@ pub mod crypto;
 #[cfg(feature = "service")]
 pub mod error;
 #[cfg(feature = "service")]
+pub mod gateway;
+#[cfg(feature = "service")]
 pub mod logs;
 #[cfg(feature = "service")]
 pub mod queue;
 #[cfg(feature = "service")]
 pub mod reconciler;
+#[cfg(feature = "service")]
+pub mod routing;
 #[cfg(feature = "service")]
 pub mod runtime;
 #[cfg(feature = "service")]

@@ -20,6 +20,10 @@ pub fn spawn(dc: Arc<Datacenter>, every: Duration) {
             {
                 tracing::warn!(error = %e, "reconcile pass failed");
             }
+            // Also retries TCP routes whose port was taken at the last try.
+            if let Err(e) = dc.refresh_gateway().await {
+                tracing::warn!(error = %e, "gateway refresh failed");
+            }
             dc.hub.sweep();
             if retention_at.elapsed() > Duration::from_secs(60) {
                 dc.component_logs.enforce_retention().await;

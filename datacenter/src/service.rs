@@ -6,12 +6,15 @@ use crate::api::*;
 use crate::builder::{Builder, BuilderConfig, SourceInput};
 use crate::crypto::SecretBox;
 use crate::error::{Error, Result};
+use crate::gateway::upstream::Upstreams;
+use crate::gateway::Gateway;
 use crate::logs::component::{ComponentLogs, Retention};
 use crate::logs::hub::Hub;
 use crate::queue::{NewTask, TaskQueue};
 use crate::runtime::Runtime;
 use crate::store::components::{ComponentStore, Key};
 use crate::store::events::EventStore;
+use crate::store::routes::RouteStore;
 use crate::store::versions::VersionStore;
 use crate::store::{now_ms, Db, MIGRATIONS};
 use crate::worker::{ActionTask, TOPIC};
@@ -49,6 +52,10 @@ pub struct DatacenterConfig {
     /// (the `cloudport serve-static` subcommand of this binary).
     pub static_server: String,
     pub build_timeout: Duration,
+    /// The gateway in front of components; none runs without it.
+    pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// Default domains are `<component>.<app>.<team>.<domain_suffix>`.
+    pub domain_suffix: String,
 }
 
 impl DatacenterConfig {
@@ -68,6 +75,8 @@ impl DatacenterConfig {
             reconcile_every: Duration::from_secs(2),
             static_server,
             build_timeout: Duration::from_secs(15 * 60),
+            gateway: None,
+            domain_suffix: "localhost".into(),
         }
     }
 }
@@ -83,6 +92,14 @@ pub struct Datacenter {
     pub queue: Arc<dyn TaskQueue>,
     pub runtime: Arc<dyn Runtime>,
     pub metrics: crate::api::metrics::Metrics,
+    pub routes: RouteStore,
+    pub gateway: Option<Gateway>,
+    pub domain_suffix: String,
+    /// The rules the gateway was last given.
+    pub(crate) published: std::sync::RwLock<crate::routing::Published>,
+    /// One route change at a time, so two teams cannot both pass the domain
+    /// check before either is stored.
+    pub(crate) route_changes: tokio::sync::Mutex<()>,
     pub started_at: i64,
     token_hash: [u8; 32],
     /// One operation at a time per component, in the order workers claimed them.
@@ -140,10 +157,23 @@ pub async fn start(config: DatacenterConfig) -> Result<Running> {
         hub.clone(),
         Retention::default(),
     ));
+    let upstreams = Arc::new(Upstreams::default());
     let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::local::LocalRuntime::new(
         config.data_dir.join("work"),
         component_logs.clone(),
+        upstreams.clone(),
     ));
+    let gateway = match config.gateway.clone() {
+        Some(gw) => {
+            let http = gw.http;
+            Some(Gateway::start(gw, upstreams).map_err(|e| {
+                Error::Invalid(vec![format!(
+                    "the gateway cannot listen on {http} (or its HTTPS address): {e}"
+                )])
+            })?)
+        }
+        None => None,
+    };
     let builder = Builder::new(BuilderConfig {
         root: config.data_dir.join("builder"),
         static_server: config.static_server.clone(),
@@ -157,7 +187,12 @@ pub async fn start(config: DatacenterConfig) -> Result<Running> {
         name: config.name.clone(),
         components: ComponentStore::new(db.clone(), secrets.clone()),
         events: EventStore::new(db.clone()),
-        versions: VersionStore::new(db, secrets),
+        versions: VersionStore::new(db.clone(), secrets.clone()),
+        routes: RouteStore::new(db, secrets),
+        gateway,
+        domain_suffix: config.domain_suffix.clone(),
+        published: Default::default(),
+        route_changes: Default::default(),
         builder,
         component_logs,
         hub,
@@ -168,6 +203,7 @@ pub async fn start(config: DatacenterConfig) -> Result<Running> {
         token_hash: Sha256::digest(config.token.as_bytes()).into(),
         operations: Default::default(),
     });
+    dc.refresh_gateway().await?;
     worker::spawn(dc.clone(), config.workers.max(1));
     crate::reconciler::spawn(dc.clone(), config.reconcile_every);
 
@@ -221,6 +257,7 @@ impl Datacenter {
         validate::dns_label("app", app).map_err(|e| Error::Invalid(vec![e]))?;
         validate::component(&spec).map_err(Error::Invalid)?;
         let component = self.components.create(team, app, &spec).await?;
+        self.refresh_gateway().await?;
         let key = Key {
             team: team.into(),
             app: app.into(),
@@ -241,6 +278,7 @@ impl Datacenter {
     ) -> Result<ComponentCreated> {
         validate::component(&spec).map_err(Error::Invalid)?;
         let component = self.components.update(key, &spec).await?;
+        self.refresh_gateway().await?;
         let event = self.submit(key, ActionKind::Update, actor, None).await?;
         Ok(ComponentCreated {
             component,
@@ -308,6 +346,7 @@ impl Datacenter {
 
     fn with_url(&self, mut c: Component) -> Component {
         c.url = self.runtime.address(&c).map(|a| format!("http://{a}"));
+        c.urls = self.urls_of(&c);
         c
     }
 

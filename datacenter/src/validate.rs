@@ -148,6 +148,133 @@ pub fn component(spec: &ComponentSpec) -> Result<(), Vec<String>> {
     }
 }
 
+pub const MAX_ROUTE_TARGETS: usize = 16;
+pub const MAX_WEIGHT: u32 = 10_000;
+
+/// Lowercase, trimmed, without a trailing dot: how domains are stored and matched.
+pub fn normalize_domain(domain: &str) -> String {
+    domain.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A host name, or a wildcard `*.` in front of one.
+pub fn domain(domain: &str) -> Result<(), String> {
+    let name = domain.strip_prefix("*.").unwrap_or(domain);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if domain.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "domain “{}” is not valid: use lowercase labels of letters, digits and dashes separated by dots, optionally starting with *.",
+            domain.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// A header or cookie name: an HTTP token.
+fn token(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} “{}” is not a valid name",
+            name.chars().take(40).collect::<String>()
+        ))
+    }
+}
+
+fn match_value(what: &str, m: &ValueMatch) -> Result<(), String> {
+    token(what, &m.name)?;
+    if m.value.len() > 1024 || m.value.bytes().any(|b| b.is_ascii_control() || b == b';') {
+        return Err(format!(
+            "the {what} value must be printable, without ;, at most 1024 bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Every problem of an HTTP route at once (its domain normalized first).
+pub fn http_route(spec: &HttpRouteSpec) -> Result<(), Vec<String>> {
+    let mut errs = vec![];
+    let mut check = |r: Result<(), String>| {
+        if let Err(e) = r {
+            errs.push(e)
+        }
+    };
+    check(domain(&spec.domain));
+    let p = &spec.path_prefix;
+    if !p.starts_with('/')
+        || p.len() > 1024
+        || p.split('/').any(|s| s == "..")
+        || p.bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#')
+    {
+        check(Err(
+            "the path prefix must start with /, without spaces, ? or # or ..".into(),
+        ));
+    }
+    if let Some(h) = &spec.header {
+        check(match_value("header", h));
+    }
+    if let Some(c) = &spec.cookie {
+        check(match_value("cookie", c));
+    }
+    if spec.targets.is_empty() || spec.targets.len() > MAX_ROUTE_TARGETS {
+        check(Err(format!("a route needs 1–{MAX_ROUTE_TARGETS} targets")));
+    }
+    let mut seen = HashSet::new();
+    for t in &spec.targets {
+        check(dns_label("target app", &t.app));
+        check(dns_label("target component", &t.component));
+        if t.weight > MAX_WEIGHT {
+            check(Err(format!("weights go from 0 to {MAX_WEIGHT}")));
+        }
+        if !seen.insert((&t.app, &t.component)) {
+            check(Err(format!("{}/{} is a target twice", t.app, t.component)));
+        }
+    }
+    if !spec.targets.is_empty() && spec.targets.iter().all(|t| t.weight == 0) {
+        check(Err("at least one target needs a weight above 0".into()));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
+/// Ports below 1024 need privileges the gateway should not have.
+pub fn tcp_route(spec: &TcpRouteSpec) -> Result<(), Vec<String>> {
+    let mut errs = vec![];
+    if spec.listen_port < 1024 {
+        errs.push("a TCP route listens on a port from 1024 to 65535".into());
+    }
+    for r in [
+        dns_label("target app", &spec.app),
+        dns_label("target component", &spec.component),
+    ] {
+        if let Err(e) = r {
+            errs.push(e);
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
 fn source(s: &Source) -> Result<(), String> {
     let url_ok = |u: &str| {
         (u.starts_with("https://")

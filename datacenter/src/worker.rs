@@ -181,6 +181,7 @@ async fn perform(dc: &Arc<Datacenter>, task: &ActionTask, log: &EventLog) -> Res
             };
             dc.runtime.remove(&c, log).await.map_err(runtime_error)?;
             dc.components.delete(&key).await?;
+            dc.refresh_gateway().await?;
             dc.builder.remove(&key);
             dc.component_logs.remove(&key).await;
             log.info("store", "versions, artifacts, caches and logs removed")

@@ -79,7 +79,7 @@ test("a sample deploys from a git URL, its build streams live, it runs, opens an
   // Running, with an address that serves the sample.
   await page.goto("/teams/shipit/apps/web/components/hello");
   await expect(page.locator("h1 .status")).toHaveText("running", { timeout: 20_000 });
-  const address = page.locator("dl.facts a[target=_blank]");
+  const address = page.locator("dl.facts dd.address a[target=_blank]");
   const url = (await address.getAttribute("href"))!;
   expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   const app = await page.context().newPage();

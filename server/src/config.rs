@@ -45,6 +45,9 @@ pub struct ServeConfig {
     /// Audit records older than this many days are deleted.
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: i64,
+    /// The embedded datacenter's gateway.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
 }
 
 impl ServeConfig {
@@ -62,6 +65,12 @@ impl ServeConfig {
             audit_retention_days: 365,
             no_embedded_datacenter: true,
             datacenter_poll_secs: 1,
+            gateway: GatewayArgs {
+                gateway_listen: "127.0.0.1:0".into(),
+                gateway_tls_listen: None,
+                domain_suffix: "localhost".into(),
+                gateway_threads: 1,
+            },
         }
     }
 
@@ -112,10 +121,59 @@ pub struct DatacenterArgs {
     /// Seconds between reconcile passes.
     #[arg(long, default_value_t = 5)]
     pub reconcile_secs: u64,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// Where a datacenter's gateway serves and how it names components.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Address of the gateway's plain HTTP listener, or `off` for no gateway.
+    #[arg(
+        long,
+        env = "CLOUDPORT_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub gateway_listen: String,
+    /// Address of the gateway's HTTPS listener (certificates chosen by SNI
+    /// among those uploaded); no HTTPS unless set.
+    #[arg(long, env = "CLOUDPORT_GATEWAY_TLS_LISTEN")]
+    pub gateway_tls_listen: Option<SocketAddr>,
+    /// Every outer HTTP port answers at `<component>.<app>.<team>.<suffix>`;
+    /// `localhost` works without DNS in browsers and curl.
+    #[arg(long, env = "CLOUDPORT_DOMAIN_SUFFIX", default_value = "localhost")]
+    pub domain_suffix: String,
+    /// Threads serving gateway traffic (apart from the API's).
+    #[arg(long, default_value_t = 2)]
+    pub gateway_threads: usize,
+}
+
+impl GatewayArgs {
+    /// The datacenter settings these flags stand for.
+    pub fn apply(
+        &self,
+        mut config: datacenter::service::DatacenterConfig,
+    ) -> Result<datacenter::service::DatacenterConfig, String> {
+        config.domain_suffix = datacenter::validate::normalize_domain(&self.domain_suffix);
+        datacenter::validate::domain(&config.domain_suffix)
+            .map_err(|e| format!("--domain-suffix: {e}"))?;
+        config.gateway = match self.gateway_listen.as_str() {
+            "off" | "none" | "" => None,
+            addr => Some(datacenter::gateway::GatewayConfig {
+                http: addr
+                    .parse()
+                    .map_err(|e| format!("--gateway-listen {addr}: {e}"))?,
+                https: self.gateway_tls_listen,
+                threads: self.gateway_threads.clamp(1, 64),
+                ..Default::default()
+            }),
+        };
+        Ok(config)
+    }
 }
 
 impl DatacenterArgs {
-    pub fn into_config(self) -> datacenter::service::DatacenterConfig {
+    pub fn into_config(self) -> Result<datacenter::service::DatacenterConfig, String> {
         use datacenter::service::{DatacenterConfig, QueueConfig};
         let queue = match self.queue.as_str() {
             "etcd" => QueueConfig::Etcd {
@@ -124,12 +182,13 @@ impl DatacenterArgs {
             },
             _ => QueueConfig::Embedded,
         };
-        DatacenterConfig {
+        let config = DatacenterConfig {
             database_url: self.database_url,
             queue,
             workers: self.workers,
             reconcile_every: Duration::from_secs(self.reconcile_secs.max(1)),
             ..DatacenterConfig::new(&self.name, self.listen, self.data_dir, self.token)
-        }
+        };
+        self.gateway.apply(config)
     }
 }

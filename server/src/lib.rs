@@ -144,6 +144,7 @@ async fn start_embedded_datacenter(
             token.clone(),
         )
     };
+    let dc_config = config.gateway.apply(dc_config).map_err(Error::Invalid)?;
     let running = datacenter::service::start(dc_config)
         .await
         .map_err(|e| Error::internal(format!("embedded datacenter: {e}")))?;

@@ -129,7 +129,13 @@ async fn wait(
 }
 
 async fn run_datacenter(args: server::config::DatacenterArgs) -> std::process::ExitCode {
-    let config = args.into_config();
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cloudport datacenter: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match datacenter::service::start(config).await {
         Ok(running) => wait(running.server, "cloudport datacenter").await,
         Err(e) => {

@@ -338,6 +338,121 @@ fn cases() -> Vec<Case> {
             Some(json!({"source": {"kind": "image", "image": "nginx:1"}})),
             [401, 200, 200, 200, 200, 403, 404],
         ),
+        // The gateway: every member reads; developers and up change routes;
+        // certificates (private keys) need a team admin.
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/gateway",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http",
+            Some(
+                json!({"domain": "{fresh}.example.com", "targets": [{"app": "shop", "component": "web", "weight": 1}]}),
+            ),
+            [401, 201, 201, 201, 201, 403, 404],
+        ),
+        c(
+            M::PUT,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http/{id}",
+            Some(
+                json!({"domain": "{fresh}.example.com", "path_prefix": "/v2", "targets": [{"app": "shop", "component": "web", "weight": 1}]}),
+            ),
+            [401, 200, 200, 200, 200, 403, 404],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http/{id}",
+            None,
+            [401, 204, 204, 204, 204, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/tcp",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/tcp",
+            Some(json!({"listen_port": "{port}", "app": "shop", "component": "web"})),
+            [401, 201, 201, 201, 201, 403, 404],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/tcp/{id}",
+            None,
+            [401, 204, 204, 204, 204, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/certificates",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/certificates",
+            Some(json!({"name": "{fresh}", "cert_pem": "{cert}", "key_pem": "{key}"})),
+            [401, 201, 201, 201, 403, 403, 404],
+        ),
+        c(
+            M::DELETE,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/certificates/{name}",
+            None,
+            [401, 204, 204, 204, 403, 403, 404],
+        ),
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/stats",
+            None,
+            [401, 200, 200, 200, 200, 200, 404],
+        ),
+    ]
+}
+
+/// Gateway rules that one request per route does not show.
+fn gateway_cases() -> Vec<Case> {
+    use Method as M;
+    let c = |method: Method, route: &'static str, body: Option<Value>, expect: [u16; 7]| Case {
+        method,
+        route,
+        body,
+        raw: None,
+        expect,
+    };
+    vec![
+        // A datacenter the team is not opened in does not exist for it.
+        c(
+            M::GET,
+            "/api/v1/teams/{team}/datacenters/nowhere/routes/http",
+            None,
+            [401, 404, 404, 404, 404, 404, 404],
+        ),
+        // A target the team does not have.
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http",
+            Some(
+                json!({"domain": "{fresh}.example.com", "targets": [{"app": "shop", "component": "ghost", "weight": 1}]}),
+            ),
+            [401, 404, 404, 404, 404, 403, 404],
+        ),
+        // Not a certificate: refused with a reason to those who may upload.
+        c(
+            M::POST,
+            "/api/v1/teams/{team}/datacenters/{datacenter}/certificates",
+            Some(json!({"name": "{fresh}", "cert_pem": "hello", "key_pem": "{key}"})),
+            [401, 422, 422, 422, 403, 403, 404],
+        ),
     ]
 }
 
@@ -419,6 +534,8 @@ fn owner_cases() -> Vec<Case> {
 
 struct World {
     c: TestConsole,
+    /// A certificate and key for uploads: `{cert}` and `{key}` in bodies.
+    cert: (String, String),
     clients: Vec<Client>,
     owner: Actor,
     spare_id: i64,
@@ -464,6 +581,7 @@ impl World {
         };
         World {
             c,
+            cert: common::certs::self_signed("matrix.example.com", 30),
             clients,
             owner,
             spare_id: ids["spare"],
@@ -535,6 +653,49 @@ impl World {
         (name, created.event_id)
     }
 
+    /// For the routes on one route, certificate or TCP route: makes it in
+    /// `team` (as its owner) and returns its id or name.
+    async fn gateway_target(&self, route: &str, team: &str) -> Option<String> {
+        let console = &self.c.console;
+        let web = json!([{"app": "shop", "component": "web", "weight": 1}]);
+        if route.ends_with("/routes/http/{id}") {
+            let spec = serde_json::from_value(
+                json!({"domain": format!("{}.example.com", self.fresh("r")), "targets": web}),
+            )
+            .unwrap();
+            let r = console
+                .create_http_route(&self.owner, team, "local", spec)
+                .await
+                .unwrap();
+            Some(r.id)
+        } else if route.ends_with("/routes/tcp/{id}") {
+            let spec = serde_json::from_value(json!({
+                "listen_port": common::datacenter_process::free_port(),
+                "app": "shop",
+                "component": "web"
+            }))
+            .unwrap();
+            let r = console
+                .create_tcp_route(&self.owner, team, "local", spec)
+                .await
+                .unwrap();
+            Some(r.id)
+        } else if route.ends_with("/certificates/{name}") {
+            let upload = datacenter::api::CertificateUpload {
+                name: "matrix".into(),
+                cert_pem: self.cert.0.clone(),
+                key_pem: self.cert.1.clone(),
+            };
+            let c = console
+                .upload_certificate(&self.owner, team, "local", upload)
+                .await
+                .unwrap();
+            Some(c.name)
+        } else {
+            None
+        }
+    }
+
     fn fresh(&self, prefix: &str) -> String {
         self.n.set(self.n.get() + 1);
         format!("{prefix}{}", self.n.get())
@@ -550,6 +711,7 @@ impl World {
                 self.clients[i].clone()
             };
             let (team, event) = self.fresh_team().await;
+            let target = self.gateway_target(case.route, &team).await;
             let path = case
                 .route
                 .replace("{team}", &team)
@@ -559,6 +721,8 @@ impl World {
                     "{name}",
                     if case.route.starts_with("/api/v1/datacenters") {
                         "nope"
+                    } else if let Some(t) = &target {
+                        t
                     } else {
                         "web"
                     },
@@ -568,6 +732,8 @@ impl World {
                     "{id}",
                     &if case.route.starts_with("/api/v1/tokens") {
                         self.foreign_token.to_string()
+                    } else if let Some(t) = &target {
+                        t.clone()
                     } else if case.route.contains("/events/") {
                         event
                     } else {
@@ -575,8 +741,16 @@ impl World {
                     },
                 );
             let body = case.body.as_ref().map(|b| {
-                serde_json::from_str::<Value>(&b.to_string().replace("{fresh}", &self.fresh("x")))
-                    .unwrap()
+                let text = b
+                    .to_string()
+                    .replace("{fresh}", &self.fresh("x"))
+                    .replace(
+                        "\"{port}\"",
+                        &common::datacenter_process::free_port().to_string(),
+                    )
+                    .replace("\"{cert}\"", &serde_json::to_string(&self.cert.0).unwrap())
+                    .replace("\"{key}\"", &serde_json::to_string(&self.cert.1).unwrap());
+                serde_json::from_str::<Value>(&text).unwrap()
             });
             let mut req = client.request(case.method.clone(), self.c.url(&path));
             if let Some(body) = body {
@@ -611,6 +785,7 @@ async fn every_route_and_role(b: Backend) {
         .iter()
         .chain(owner_cases().iter())
         .chain(build_cases().iter())
+        .chain(gateway_cases().iter())
     {
         failures.extend(world.check(case).await);
     }

@@ -205,11 +205,18 @@ fn Overview(pc: PlacedComponent) -> impl IntoView {
             <dt>"Source"</dt><dd><code>{source}</code></dd>
             <dt>"Version"</dt><dd>{c.version.clone().unwrap_or_else(|| "none deployed yet".into())}</dd>
             <dt>"Address"</dt>
-            <dd>{match c.url.clone() {
+            <dd class="address">{match c.url.clone() {
                 Some(u) if u.starts_with("http://") || u.starts_with("https://") => view! { <a href=u.clone() target="_blank" rel="noopener">{u.clone()}</a> }.into_any(),
                 Some(u) => view! { <code>{u}</code> }.into_any(),
                 None => view! { <span class="muted">"not yet: it gets one once it has run"</span> }.into_any(),
             }}</dd>
+            {(!c.urls.is_empty()).then(|| view! {
+                <dt>"URLs"</dt>
+                <dd class="urls">
+                    {c.urls.iter().map(|u| view! { <a href=u.clone() target="_blank" rel="noopener">{u.clone()}</a> }).collect_view()}
+                    <a class="muted small" href=format!("/teams/{}/routes", c.team)>"routes…"</a>
+                </dd>
+            })}
             <dt>"Run command"</dt><dd><code>{c.build.run_command.clone().unwrap_or_else(|| "—".into())}</code></dd>
             <dt>"Replicas"</dt><dd>{c.replicas} {if c.desired_running { " (should run)" } else { " (stopped by choice)" }}</dd>
             <dt>"Resources"</dt><dd>{format!("{} millicores, {} MB", c.resources.cpu_millicores, c.resources.memory_mb)}</dd>

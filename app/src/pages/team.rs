@@ -59,7 +59,10 @@ fn TeamApps(team: String, can_create: bool) -> impl IntoView {
         move |_| list_apps(t.clone()),
     );
     let listed = team.clone();
+    let routes = format!("/teams/{team}/routes");
     view! {
+        <p class="team-links"><a href=routes>"Routes and certificates →"</a>
+            <span class="muted small">" custom domains, TCP ports and HTTPS for the team's components"</span></p>
         <h2>"Apps"</h2>
         <Suspense fallback=Loading>
             {

@@ -5,6 +5,8 @@ mod types;
 pub use types::*;
 
 #[cfg(feature = "service")]
+pub mod gateway_routes;
+#[cfg(feature = "service")]
 pub mod metrics;
 #[cfg(feature = "service")]
 pub mod queue_admin;

@@ -2,11 +2,12 @@
 //! attempts — for operators: list them, put one back in the queue, delete one or all.
 //! Behind the datacenter token like the rest of `/v1`.
 
+use super::routes::Path;
 use super::{ApiError, DeadLetter, PurgedDead, RequeuedTask};
 use crate::error::{Error, Result};
 use crate::queue::{DeadTask, QueueError};
 use crate::service::Datacenter;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use std::sync::Arc;
 
@@ -15,12 +16,6 @@ type Dc = State<Arc<Datacenter>>;
 /// Dead letters listed when the request names no limit, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
-
-/// The path extractor of `routes.rs` (rejections answered with the crate's `Error`); its
-/// field is private to that module, hence this twin.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(Error))]
-pub struct Path<T>(T);
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

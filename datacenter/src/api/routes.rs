@@ -23,11 +23,11 @@ pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(Error))]
-pub struct Body<T>(T);
+pub struct Body<T>(pub T);
 
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Error))]
-pub struct Path<T>(T);
+pub struct Path<T>(pub T);
 
 impl From<axum::extract::rejection::JsonRejection> for Error {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
@@ -90,6 +90,26 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         .routes(routes!(super::queue_admin::list_dead))
         .routes(routes!(super::queue_admin::requeue_dead))
         .routes(routes!(super::queue_admin::purge_dead))
+        .routes(routes!(super::gateway_routes::gateway))
+        .routes(routes!(
+            super::gateway_routes::list_http_routes,
+            super::gateway_routes::create_http_route
+        ))
+        .routes(routes!(
+            super::gateway_routes::update_http_route,
+            super::gateway_routes::delete_http_route
+        ))
+        .routes(routes!(
+            super::gateway_routes::list_tcp_routes,
+            super::gateway_routes::create_tcp_route
+        ))
+        .routes(routes!(super::gateway_routes::delete_tcp_route))
+        .routes(routes!(
+            super::gateway_routes::list_certificates,
+            super::gateway_routes::upload_certificate
+        ))
+        .routes(routes!(super::gateway_routes::delete_certificate))
+        .routes(routes!(super::gateway_routes::route_stats))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY));
     let (protected, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(small)
@@ -169,8 +189,21 @@ async fn metrics(State(dc): Dc) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        dc.metrics.render(),
+        render_metrics(&dc),
     )
+}
+
+/// The datacenter's registry, with the gateway's per-route figures before
+/// the closing `# EOF`.
+fn render_metrics(dc: &Datacenter) -> String {
+    let mut out = dc.metrics.render();
+    if let Some(gw) = &dc.gateway {
+        let eof = out.rfind("# EOF").unwrap_or(out.len());
+        let tail = out.split_off(eof);
+        gw.render_metrics(&mut out);
+        out.push_str(&tail);
+    }
+    out
 }
 
 #[utoipa::path(get, path = "/v1/info", responses((status = 200, body = DatacenterInfo), (status = 401, body = ApiError)))]

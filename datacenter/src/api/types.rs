@@ -249,6 +249,10 @@ pub struct Component {
     /// in front of its healthy replicas), once it has run.
     #[serde(default)]
     pub url: Option<String>,
+    /// Where users reach the component through the gateway: its default
+    /// domain (for an outer HTTP port) and the routes that target it.
+    #[serde(default)]
+    pub urls: Vec<String>,
 }
 
 #[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
@@ -633,4 +637,155 @@ pub struct RequeuedTask {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurgedDead {
     pub purged: u64,
+}
+
+// ---- Gateway: routes and certificates --------------------------------------
+
+/// How a route spreads requests (or TCP connections) over the healthy
+/// replicas of a target.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    LeastConnections,
+}
+
+/// One component a route sends traffic to, with its share. Weights are
+/// relative: targets weighted 90 and 10 get about 90 % and 10 % (a canary).
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTarget {
+    pub app: String,
+    pub component: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A request header (or cookie) that must be present with exactly this value.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueMatch {
+    pub name: String,
+    pub value: String,
+}
+
+/// What a user asks for when adding or changing an HTTP route.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRouteSpec {
+    /// `shop.example.com`, or a wildcard `*.example.com` (one or more labels
+    /// in front of `example.com`).
+    pub domain: String,
+    /// Requests whose path starts with this (at a `/` boundary); `/` for all.
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+    #[serde(default)]
+    pub header: Option<ValueMatch>,
+    #[serde(default)]
+    pub cookie: Option<ValueMatch>,
+    pub targets: Vec<RouteTarget>,
+    #[serde(default)]
+    pub balance: Balance,
+    /// Answer plain HTTP requests with a redirect to HTTPS.
+    #[serde(default)]
+    pub https_redirect: bool,
+}
+
+fn default_path_prefix() -> String {
+    "/".into()
+}
+
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRoute {
+    pub id: String,
+    pub team: String,
+    #[serde(flatten)]
+    pub spec: HttpRouteSpec,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// A gateway port that forwards TCP connections to a component's replicas.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpRouteSpec {
+    pub listen_port: u16,
+    pub app: String,
+    pub component: String,
+    #[serde(default)]
+    pub balance: Balance,
+}
+
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpRoute {
+    pub id: String,
+    pub team: String,
+    #[serde(flatten)]
+    pub spec: TcpRouteSpec,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// A certificate and its private key, PEM encoded, as uploaded. The key is
+/// stored encrypted and never returned.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateUpload {
+    pub name: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    pub name: String,
+    pub team: String,
+    /// The names it is valid for (subject alternative names), wildcards included.
+    pub domains: Vec<String>,
+    /// Unix ms.
+    pub not_before: i64,
+    /// Unix ms.
+    pub not_after: i64,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// Where the datacenter's gateway listens and how default domains are made.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayInfo {
+    /// `host:port` of plain HTTP.
+    pub http: String,
+    /// `host:port` of HTTPS, when enabled.
+    pub https: Option<String>,
+    /// Every outer HTTP port of a component answers at
+    /// `<component>.<app>.<team>.<domain_suffix>`.
+    pub domain_suffix: String,
+}
+
+/// Per-route traffic figures since the gateway started.
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RouteStats {
+    /// The route's id, or `default:<app>/<component>` for a default domain.
+    pub route: String,
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    /// Milliseconds, estimated from the latency histogram.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }

@@ -184,6 +184,20 @@ impl ComponentStore {
             .collect())
     }
 
+    /// Every component with its declared ports, for the gateway's default domains.
+    pub async fn all_ports(&self) -> Result<Vec<(Key, Vec<Port>)>> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT team, app, name, spec FROM components ORDER BY id")
+                .fetch_all(&self.db.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(team, app, name, spec)| {
+                let spec: ComponentSpec = serde_json::from_str(&spec).map_err(Error::internal)?;
+                Ok((Key { team, app, name }, spec.ports))
+            })
+            .collect()
+    }
+
     pub async fn count(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM components")
             .fetch_one(&self.db.pool)
@@ -397,6 +411,7 @@ impl ComponentStore {
             updated_at,
             status_message,
             url: None,
+            urls: Vec::new(),
         })
     }
 }

@@ -1,9 +1,11 @@
 //! The datacenter's desired state and history: components (with their
-//! encrypted secrets), their versions, and events with their log lines.
+//! encrypted secrets), their versions, events with their log lines, and the
+//! gateway's routes and certificates.
 
 pub mod components;
 pub mod db;
 pub mod events;
+pub mod routes;
 pub mod versions;
 
 pub use db::{now_ms, Backend, Db, Migrations};

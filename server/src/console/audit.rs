@@ -61,8 +61,24 @@ impl ConsoleService {
         team: Option<&TeamRef>,
         result: Result<T>,
     ) -> Result<T> {
+        self.audited_scrubbed(actor, action, target, team, result, |m| m)
+            .await
+    }
+
+    /// Like [`Self::audited`], with the error message passed through
+    /// `scrub` before it is stored (the caller still gets it whole): for
+    /// actions whose input is secret, like a certificate's private key.
+    pub async fn audited_scrubbed<T>(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        team: Option<&TeamRef>,
+        result: Result<T>,
+        scrub: fn(String) -> String,
+    ) -> Result<T> {
         let detail = match &result {
-            Err(e) => e.public_message(),
+            Err(e) => scrub(e.public_message()),
             Ok(_) => String::new(),
         };
         let detail = match actor.token_id {

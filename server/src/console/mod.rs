@@ -8,6 +8,7 @@ pub mod apps;
 pub mod audit;
 pub mod builds;
 pub mod datacenters;
+pub mod gateway;
 pub mod limiter;
 pub mod passwords;
 pub mod port;

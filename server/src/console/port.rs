@@ -377,4 +377,93 @@ impl Console for ConsolePort {
         let actor = self.actor(req).await?;
         Ok(self.0.detect(&actor, team, datacenter, request).await?)
     }
+
+    async fn team_gateway(&self, req: &Parts, team: &str) -> Result<TeamGateway, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self.0.team_gateway(&actor, team).await?)
+    }
+
+    async fn create_http_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        spec: datacenter::api::HttpRouteSpec,
+    ) -> Result<datacenter::api::HttpRoute, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .create_http_route(&actor, team, datacenter, spec)
+            .await?)
+    }
+
+    async fn delete_http_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .delete_http_route(&actor, team, datacenter, id)
+            .await?)
+    }
+
+    async fn create_tcp_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        spec: datacenter::api::TcpRouteSpec,
+    ) -> Result<datacenter::api::TcpRoute, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .create_tcp_route(&actor, team, datacenter, spec)
+            .await?)
+    }
+
+    async fn delete_tcp_route(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .delete_tcp_route(&actor, team, datacenter, id)
+            .await?)
+    }
+
+    async fn upload_certificate(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        upload: datacenter::api::CertificateUpload,
+    ) -> Result<datacenter::api::Certificate, AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .upload_certificate(&actor, team, datacenter, upload)
+            .await?)
+    }
+
+    async fn delete_certificate(
+        &self,
+        req: &Parts,
+        team: &str,
+        datacenter: &str,
+        name: &str,
+    ) -> Result<(), AppError> {
+        let actor = self.actor(req).await?;
+        Ok(self
+            .0
+            .delete_certificate(&actor, team, datacenter, name)
+            .await?)
+    }
 }

@@ -42,6 +42,15 @@ pub enum Action {
     /// A push webhook delivery. Anyone may knock: the datacenter checks the
     /// delivery's signature against the component's secret.
     DeliverWebhook,
+    /// See the team's gateway routes, certificates (never their keys) and
+    /// route traffic figures.
+    ViewRoutes,
+    /// Add, change and delete HTTP and TCP routes: the same trust as
+    /// operating components, since a route only sends traffic to them.
+    ManageRoutes,
+    /// Upload and delete TLS certificates. A private key can impersonate
+    /// the team's domains, so it needs a team admin.
+    ManageCertificates,
 }
 
 impl Action {
@@ -68,6 +77,9 @@ impl Action {
             Action::OperateComponents => "component.operate",
             Action::ViewWebhookSecret => "component.webhook.view",
             Action::DeliverWebhook => "component.webhook.deliver",
+            Action::ViewRoutes => "route.view",
+            Action::ManageRoutes => "route.manage",
+            Action::ManageCertificates => "certificate.manage",
         }
     }
 
@@ -81,15 +93,18 @@ impl Action {
                 | Action::ViewTeam
                 | Action::ViewTeamAudit
                 | Action::ViewApps
+                | Action::ViewRoutes
         )
     }
 
     /// The least team role that may do this, for team-scoped actions.
     fn min_team_role(self) -> Option<Role> {
         match self {
-            Action::ViewTeam | Action::ViewApps => Some(Role::Viewer),
-            Action::OperateComponents => Some(Role::Developer),
-            Action::ManageApps | Action::ViewWebhookSecret => Some(Role::Admin),
+            Action::ViewTeam | Action::ViewApps | Action::ViewRoutes => Some(Role::Viewer),
+            Action::OperateComponents | Action::ManageRoutes => Some(Role::Developer),
+            Action::ManageApps | Action::ViewWebhookSecret | Action::ManageCertificates => {
+                Some(Role::Admin)
+            }
             Action::ViewTeamAudit | Action::ManageMembers => Some(Role::Admin),
             Action::ManageOwners | Action::DeleteTeam => Some(Role::Owner),
             _ => None,
@@ -193,6 +208,26 @@ mod tests {
         };
         assert_eq!(decide(admin_ro, Action::ViewWebhookSecret), Decision::Deny);
         assert_eq!(decide(admin_ro, Action::ViewApps), Decision::Allow);
+    }
+
+    #[test]
+    fn routes_need_a_developer_and_certificates_an_admin() {
+        use Action::*;
+        let expect = |role, action| decide(member(Some(role)), action);
+        assert_eq!(expect(Role::Viewer, ViewRoutes), Decision::Allow);
+        assert_eq!(expect(Role::Viewer, ManageRoutes), Decision::Deny);
+        assert_eq!(expect(Role::Developer, ManageRoutes), Decision::Allow);
+        assert_eq!(expect(Role::Developer, ManageCertificates), Decision::Deny);
+        assert_eq!(expect(Role::Admin, ManageCertificates), Decision::Allow);
+        assert_eq!(decide(member(None), ViewRoutes), Decision::Hide);
+        let owner_ro = Subject {
+            is_platform_admin: false,
+            scope: TokenScope::ReadOnly,
+            team_role: Some(Role::Owner),
+        };
+        assert_eq!(decide(owner_ro, ViewRoutes), Decision::Allow);
+        assert_eq!(decide(owner_ro, ManageRoutes), Decision::Deny);
+        assert_eq!(decide(owner_ro, ManageCertificates), Decision::Deny);
     }
 
     #[test]

@@ -14,7 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use datacenter::api::{
-    DetectRequest, DetectedPlan, LogPage, LogQuery, ReplicaInfo, Version, WebhookOutcome,
+    Certificate, CertificateUpload, DetectRequest, DetectedPlan, GatewayInfo, HttpRoute,
+    HttpRouteSpec, LogPage, LogQuery, ReplicaInfo, RouteStats, TcpRoute, TcpRouteSpec, Version,
+    WebhookOutcome,
 };
 use futures_util::StreamExt;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -98,6 +100,7 @@ impl From<QueryRejection> for Error {
         (name = "datacenters", description = "Datacenters and which teams may use them"),
         (name = "apps", description = "Apps, their components and operations"),
         (name = "builds", description = "Source uploads, versions, replicas, component logs, push webhooks and build detection"),
+        (name = "gateway", description = "HTTP and TCP routes, TLS certificates and route traffic, per team and datacenter"),
     )
 )]
 struct ApiDoc;
@@ -157,6 +160,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_webhook))
         .routes(routes!(deliver_webhook))
         .routes(routes!(detect))
+        .routes(routes!(get_gateway))
+        .routes(routes!(list_http_routes, create_http_route))
+        .routes(routes!(update_http_route, delete_http_route))
+        .routes(routes!(list_tcp_routes, create_tcp_route))
+        .routes(routes!(delete_tcp_route))
+        .routes(routes!(list_certificates, upload_certificate))
+        .routes(routes!(delete_certificate))
+        .routes(routes!(get_route_stats))
         .layer(RequestBodyLimitLayer::new(super::MAX_BODY))
         // Added after the layer above, so only the handler's own bound applies.
         .routes(routes!(upload_source))
@@ -923,4 +934,193 @@ async fn detect(
     Body(req): Body<DetectRequest>,
 ) -> ApiResult<Json<DetectedPlan>> {
     Ok(Json(state.console.detect(&actor, &team, &dc, req).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/gateway", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    responses((status = 200, body = GatewayInfo, description = "Where the gateway listens and the suffix of default domains"),
+              (status = 404, body = ErrorBody, description = "No such team, or the team is not opened in the datacenter")))]
+async fn get_gateway(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+) -> ApiResult<Json<GatewayInfo>> {
+    Ok(Json(state.console.gateway_info(&actor, &team, &dc).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    responses((status = 200, body = Vec<HttpRoute>), (status = 404, body = ErrorBody)))]
+async fn list_http_routes(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<HttpRoute>>> {
+    Ok(Json(state.console.http_routes(&actor, &team, &dc).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)), request_body = HttpRouteSpec,
+    responses((status = 201, body = HttpRoute),
+              (status = 403, body = ErrorBody, description = "Team developers and up; never read-only tokens"),
+              (status = 404, body = ErrorBody, description = "No such team or datacenter, or a target component the team does not have"),
+              (status = 409, body = ErrorBody, description = "Another route (possibly of another team) holds the domain and path"),
+              (status = 422, body = ErrorBody, description = "The datacenter refuses the domain, path or targets")))]
+async fn create_http_route(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+    Body(spec): Body<HttpRouteSpec>,
+) -> ApiResult<(StatusCode, Json<HttpRoute>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .console
+                .create_http_route(&actor, &team, &dc, spec)
+                .await?,
+        ),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http/{id}", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path), ("id" = String, Path)), request_body = HttpRouteSpec,
+    responses((status = 200, body = HttpRoute), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_http_route(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc, id)): Path<(String, String, String)>,
+    Body(spec): Body<HttpRouteSpec>,
+) -> ApiResult<Json<HttpRoute>> {
+    Ok(Json(
+        state
+            .console
+            .update_http_route(&actor, &team, &dc, &id, spec)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/http/{id}", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_http_route(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc, id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .console
+        .delete_http_route(&actor, &team, &dc, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/tcp", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    responses((status = 200, body = Vec<TcpRoute>), (status = 404, body = ErrorBody)))]
+async fn list_tcp_routes(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<TcpRoute>>> {
+    Ok(Json(state.console.tcp_routes(&actor, &team, &dc).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/tcp", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)), request_body = TcpRouteSpec,
+    responses((status = 201, body = TcpRoute), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "The gateway port is taken"), (status = 422, body = ErrorBody)))]
+async fn create_tcp_route(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+    Body(spec): Body<TcpRouteSpec>,
+) -> ApiResult<(StatusCode, Json<TcpRoute>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .console
+                .create_tcp_route(&actor, &team, &dc, spec)
+                .await?,
+        ),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/tcp/{id}", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_tcp_route(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc, id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .console
+        .delete_tcp_route(&actor, &team, &dc, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/certificates", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    responses((status = 200, body = Vec<Certificate>, description = "Names, domains and validity; keys are never returned"), (status = 404, body = ErrorBody)))]
+async fn list_certificates(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Certificate>>> {
+    Ok(Json(state.console.certificates(&actor, &team, &dc).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters/{datacenter}/certificates", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    request_body(content = CertificateUpload, description = "The certificate (chain) and its private key, PEM, at most 64 KiB each; one of the same name is replaced"),
+    responses((status = 201, body = Certificate),
+              (status = 403, body = ErrorBody, description = "Team admins and up; never read-only tokens"),
+              (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "Not a PEM certificate and matching key, or too large")))]
+async fn upload_certificate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+    Body(upload): Body<CertificateUpload>,
+) -> ApiResult<(StatusCode, Json<Certificate>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .console
+                .upload_certificate(&actor, &team, &dc, upload)
+                .await?,
+        ),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/datacenters/{datacenter}/certificates/{name}", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path), ("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_certificate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc, name)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .console
+        .delete_certificate(&actor, &team, &dc, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/routes/stats", tag = "gateway",
+    params(("team" = String, Path), ("datacenter" = String, Path)),
+    responses((status = 200, body = Vec<RouteStats>, description = "Traffic of the team's routes (by id) and default domains (`default:<app>/<component>`) since the gateway started"),
+              (status = 404, body = ErrorBody)))]
+async fn get_route_stats(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<RouteStats>>> {
+    Ok(Json(state.console.route_stats(&actor, &team, &dc).await?))
 }

@@ -9,11 +9,21 @@ pub const TOKEN: &str = "datacenter-token-0123456789";
 pub struct DatacenterProcess {
     child: Child,
     pub port: u16,
+    /// The gateway's HTTP port, kept across restarts like the API's.
+    pub gateway_port: u16,
     pub dir: std::path::PathBuf,
 }
 
 impl DatacenterProcess {
     pub fn start(dir: &std::path::Path, port: u16) -> DatacenterProcess {
+        Self::start_with_gateway(dir, port, free_port())
+    }
+
+    pub fn start_with_gateway(
+        dir: &std::path::Path,
+        port: u16,
+        gateway_port: u16,
+    ) -> DatacenterProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_cloudport"))
             .args([
                 "datacenter",
@@ -23,6 +33,8 @@ impl DatacenterProcess {
                 &format!("127.0.0.1:{port}"),
                 "--reconcile-secs",
                 "1",
+                "--gateway-listen",
+                &format!("127.0.0.1:{gateway_port}"),
             ])
             .arg("--data-dir")
             .arg(dir)
@@ -34,6 +46,7 @@ impl DatacenterProcess {
         DatacenterProcess {
             child,
             port,
+            gateway_port,
             dir: dir.to_path_buf(),
         }
     }
@@ -63,7 +76,8 @@ impl DatacenterProcess {
 
     pub fn restart(&mut self) {
         self.kill9();
-        *self = DatacenterProcess::start(&self.dir.clone(), self.port);
+        *self =
+            DatacenterProcess::start_with_gateway(&self.dir.clone(), self.port, self.gateway_port);
     }
 }
 

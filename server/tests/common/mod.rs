@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod datacenter_process;
+pub mod deployments;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};

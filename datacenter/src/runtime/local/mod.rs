@@ -12,6 +12,7 @@ mod usage;
 
 use super::{Observed, Runtime, RuntimeError, Target};
 use crate::api::{Capacity, Component, ComponentStatus, HealthProbe, ReplicaInfo, ReplicaUsage};
+use crate::gateway::upstream::Upstreams;
 use crate::logs::component::ComponentLogs;
 use crate::logs::EventLog;
 use crate::store::components::Key;
@@ -68,10 +69,12 @@ pub struct LocalRuntime {
     /// dependents and routes keep working.
     addresses: Mutex<HashMap<String, u16>>,
     cpu: Mutex<usage::CpuMeter>,
+    /// Where the gateway finds each component's replicas.
+    upstreams: Arc<Upstreams>,
 }
 
 impl LocalRuntime {
-    pub fn new(work_dir: PathBuf, logs: Arc<ComponentLogs>) -> Self {
+    pub fn new(work_dir: PathBuf, logs: Arc<ComponentLogs>, upstreams: Arc<Upstreams>) -> Self {
         let addresses = std::fs::read(work_dir.join("addresses.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -83,7 +86,19 @@ impl LocalRuntime {
             locks: Mutex::default(),
             addresses: Mutex::new(addresses),
             cpu: Mutex::default(),
+            upstreams,
         }
+    }
+
+    /// Points the component's stable address and its gateway upstream at
+    /// these replica ports, both in one step.
+    fn route_to(&self, name: &str, d: &Deployed, ports: Vec<u16>) {
+        let addrs: Vec<std::net::SocketAddr> = ports
+            .iter()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect();
+        d.balancer.set_backends(ports);
+        self.upstreams.set(name, &addrs);
     }
 
     fn name(c: &Component) -> String {
@@ -365,6 +380,7 @@ impl Runtime for LocalRuntime {
 
         if !target.running {
             let old = self.deployed.lock().unwrap().remove(&name);
+            self.upstreams.set(&name, &[]);
             if let Some(old) = old {
                 log.info(
                     "stop",
@@ -451,8 +467,7 @@ impl Runtime for LocalRuntime {
             let old = {
                 let mut d = self.deployed.lock().unwrap();
                 let d = d.get_mut(&name).expect("deployed");
-                d.balancer
-                    .set_backends(fresh_set.iter().map(|r| r.port).collect());
+                self.route_to(&name, d, fresh_set.iter().map(|r| r.port).collect());
                 d.fingerprint = plan.fingerprint.clone();
                 d.probe = plan.probe.clone();
                 d.next_index = next_index;
@@ -494,8 +509,8 @@ impl Runtime for LocalRuntime {
                 added.push((r.index, r.port, r.state.clone()));
                 d.replicas.push(r);
             }
-            d.balancer
-                .set_backends(d.replicas.iter().map(|r| r.port).collect());
+            let ports = d.replicas.iter().map(|r| r.port).collect();
+            self.route_to(&name, d, ports);
             (surplus, added)
         };
         if !surplus.is_empty() {
@@ -549,6 +564,7 @@ impl Runtime for LocalRuntime {
         let lock = self.lock_for(&name);
         let _serial = lock.lock().await;
         let old = self.deployed.lock().unwrap().remove(&name);
+        self.upstreams.set(&name, &[]);
         if let Some(old) = old {
             log.info(
                 "stop",
