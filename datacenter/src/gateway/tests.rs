@@ -1272,3 +1272,22 @@ async fn responses_without_length_end_with_the_connection() {
     assert!(out.contains("connection: close"), "{out}");
     assert!(out.ends_with("\r\n\r\nuntil close"), "{out}");
 }
+
+/// A kept-alive client connection that sat idle across a rule change routes
+/// its next request by the new rules, in both directions.
+#[tokio::test]
+async fn an_idle_kept_alive_connection_sees_rule_changes() {
+    let (gw, ups) = fast_path_gateway().await;
+    let mut c = Client::connect(gw.http_addr()).await;
+    assert_eq!(c.get("new.test", "/", &[]).await.status, 404);
+    let e = echo("new").await;
+    set_replicas(&ups, "new", &[e.addr]);
+    gw.apply(routes(vec![
+        rule("r", "app.test", "/", vec![target("web", 1)]),
+        rule("n", "new.test", "/", vec![target("new", 1)]),
+    ]));
+    let r = c.get("new.test", "/", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    gw.apply(routes(vec![]));
+    assert_eq!(c.get("app.test", "/", &[]).await.status, 404);
+}
