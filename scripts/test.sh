@@ -9,7 +9,7 @@ source "$ROOT/scripts/postgres.sh"
 cd "$ROOT"
 
 ensure_build_tools
-apt_install postgresql chromium etcd-server protobuf-compiler
+apt_install postgresql chromium etcd-server protobuf-compiler openssl
 # Node.js may come from elsewhere than Debian (whose npm would conflict with it).
 command -v npm >/dev/null || apt_install nodejs npm
 start_test_postgres

@@ -270,3 +270,103 @@ async fn the_gateway_routes_into_a_live_app_without_dropping_requests() {
         .await
         .is_err());
 }
+
+/// The subject of the certificate the gateway's HTTPS port serves for `sni`.
+fn served_subject(port: u16, sni: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername {sni} </dev/null 2>/dev/null | openssl x509 -noout -subject"
+        ))
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Certificates uploaded through the API: a bad pair is refused with the
+/// reason, the key never comes back, the HTTPS port picks the certificate by
+/// SNI, and a route with `https_redirect` sends plain HTTP to HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_served_by_sni_and_plain_http_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let dc = Dc::start(&dir.path().join("dc")).await;
+    let (gw, tls) = (dc.process.gateway_port, dc.process.gateway_tls_port);
+    let (_, info) = dc.send(dc.api.get(dc.url("/v1/gateway"))).await;
+    assert_eq!(info["https"], format!("127.0.0.1:{tls}"));
+
+    let shop = common::certs::self_signed("shop.example.com", 30);
+    let blog = common::certs::self_signed("blog.example.com", 30);
+    // A key that is not the certificate's is refused, saying so.
+    let (status, body) = dc
+        .send(
+            dc.api
+                .post(dc.url("/v1/teams/t/certificates"))
+                .json(&json!({
+                    "name": "mixed", "cert_pem": shop.0, "key_pem": blog.1
+                })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("key"), "{body}");
+    for (name, pair) in [("shop", &shop), ("blog", &blog)] {
+        let (status, cert) = dc
+            .send(
+                dc.api
+                    .post(dc.url("/v1/teams/t/certificates"))
+                    .json(&json!({
+                        "name": name, "cert_pem": pair.0, "key_pem": pair.1
+                    })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{cert}");
+        assert_eq!(cert["domains"], json!([format!("{name}.example.com")]));
+        let days = (cert["not_after"].as_i64().unwrap() - cert["not_before"].as_i64().unwrap())
+            / 86_400_000;
+        assert_eq!(days, 30);
+    }
+    let (_, listed) = dc
+        .send(dc.api.get(dc.url("/v1/teams/t/certificates")))
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains("PRIVATE KEY"), "{listed}");
+
+    assert!(served_subject(tls, "shop.example.com").contains("shop.example.com"));
+    assert!(served_subject(tls, "blog.example.com").contains("blog.example.com"));
+
+    // Plain HTTP to a route that wants HTTPS is redirected there.
+    dc.create(json!({
+        "name": "web", "source": {"kind": "upload"},
+        "ports": [{"port": 8080, "protocol": "http", "outer": true}]
+    }))
+    .await;
+    let (status, route) = dc
+        .send(dc.api.post(dc.url("/v1/teams/t/routes/http")).json(&json!({
+            "domain": "shop.example.com", "path_prefix": "/app/",
+            "targets": [{"app": "a", "component": "web"}], "https_redirect": true
+        })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{route}");
+    assert_eq!(route["path_prefix"], "/app");
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{gw}/app/x?y=1"))
+        .header(reqwest::header::HOST, "shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        resp.headers()[reqwest::header::LOCATION],
+        format!("https://shop.example.com:{tls}/app/x?y=1").as_str()
+    );
+    let c = dc.component("web").await;
+    assert!(
+        c["urls"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("https://shop.example.com:{tls}/app"))),
+        "{c}"
+    );
+}

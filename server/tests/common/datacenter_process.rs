@@ -11,18 +11,20 @@ pub struct DatacenterProcess {
     pub port: u16,
     /// The gateway's HTTP port, kept across restarts like the API's.
     pub gateway_port: u16,
+    /// Its HTTPS port.
+    pub gateway_tls_port: u16,
     pub dir: std::path::PathBuf,
 }
 
 impl DatacenterProcess {
     pub fn start(dir: &std::path::Path, port: u16) -> DatacenterProcess {
-        Self::start_with_gateway(dir, port, free_port())
+        Self::start_with_gateway(dir, port, (free_port(), free_port()))
     }
 
     pub fn start_with_gateway(
         dir: &std::path::Path,
         port: u16,
-        gateway_port: u16,
+        (gateway_port, gateway_tls_port): (u16, u16),
     ) -> DatacenterProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_cloudport"))
             .args([
@@ -35,6 +37,8 @@ impl DatacenterProcess {
                 "1",
                 "--gateway-listen",
                 &format!("127.0.0.1:{gateway_port}"),
+                "--gateway-tls-listen",
+                &format!("127.0.0.1:{gateway_tls_port}"),
             ])
             .arg("--data-dir")
             .arg(dir)
@@ -47,6 +51,7 @@ impl DatacenterProcess {
             child,
             port,
             gateway_port,
+            gateway_tls_port,
             dir: dir.to_path_buf(),
         }
     }
@@ -76,8 +81,11 @@ impl DatacenterProcess {
 
     pub fn restart(&mut self) {
         self.kill9();
-        *self =
-            DatacenterProcess::start_with_gateway(&self.dir.clone(), self.port, self.gateway_port);
+        *self = DatacenterProcess::start_with_gateway(
+            &self.dir.clone(),
+            self.port,
+            (self.gateway_port, self.gateway_tls_port),
+        );
     }
 }
 
