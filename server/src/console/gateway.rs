@@ -168,6 +168,23 @@ fn route_label(domain: &str, path: &str) -> String {
 impl ConsoleService {
     /// Refuses a datacenter the team is not opened in, as if it did not
     /// exist: the path names it, like a missing resource.
+    /// The checks every gateway change starts with: the team (`found` once,
+    /// for the audit record) exists, the actor may do `action` in it, and the
+    /// team is opened in `dc`.
+    async fn found_scope<'t>(
+        &self,
+        actor: &Actor,
+        found: &'t Result<TeamRef>,
+        team: &str,
+        dc: &str,
+        action: Action,
+    ) -> Result<&'t TeamRef> {
+        let t = found.as_ref().map_err(|_| team_not_found(team))?;
+        self.authorize(actor, action, Some(t)).await?;
+        self.opened_in(t, dc).await?;
+        Ok(t)
+    }
+
     async fn opened_in(&self, team: &TeamRef, dc: &str) -> Result<()> {
         match self.team_may_use(team.id, dc).await {
             Ok(_) => Ok(()),
@@ -318,9 +335,9 @@ impl ConsoleService {
     ) -> Result<HttpRoute> {
         let found = self.find_team(team).await;
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageRoutes, Some(t)).await?;
-            self.opened_in(t, dc).await?;
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageRoutes)
+                .await?;
             check_http_spec(&spec)?;
             self.check_targets(t, dc, targets_of(&spec.targets)).await?;
             Ok(self
@@ -371,9 +388,9 @@ impl ConsoleService {
     ) -> Result<HttpRoute> {
         let found = self.find_team(team).await;
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageRoutes, Some(t)).await?;
-            self.opened_in(t, dc).await?;
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageRoutes)
+                .await?;
             check_http_spec(&spec)?;
             self.own_http_route(t, dc, id).await?;
             self.check_targets(t, dc, targets_of(&spec.targets)).await?;
@@ -410,9 +427,9 @@ impl ConsoleService {
         let found = self.find_team(team).await;
         let mut label = format!("route {}", clip(id, 64));
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageRoutes, Some(t)).await?;
-            self.opened_in(t, dc).await?;
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageRoutes)
+                .await?;
             let route = self.own_http_route(t, dc, id).await?;
             label = route_label(&route.spec.domain, &route.spec.path_prefix);
             self.client(dc)
@@ -442,9 +459,9 @@ impl ConsoleService {
     ) -> Result<TcpRoute> {
         let found = self.find_team(team).await;
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageRoutes, Some(t)).await?;
-            self.opened_in(t, dc).await?;
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageRoutes)
+                .await?;
             self.check_targets(t, dc, [(spec.app.as_str(), spec.component.as_str())])
                 .await?;
             Ok(self
@@ -481,9 +498,9 @@ impl ConsoleService {
         let found = self.find_team(team).await;
         let mut label = format!("tcp route {}", clip(id, 64));
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageRoutes, Some(t)).await?;
-            self.opened_in(t, dc).await?;
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageRoutes)
+                .await?;
             path_segment("route id", id)?;
             let client = self.client(dc).await?;
             let route = client
@@ -525,10 +542,9 @@ impl ConsoleService {
     ) -> Result<Certificate> {
         let found = self.find_team(team).await;
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageCertificates, Some(t))
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageCertificates)
                 .await?;
-            self.opened_in(t, dc).await?;
             check_upload(&upload)?;
             Ok(self
                 .client(dc)
@@ -566,10 +582,9 @@ impl ConsoleService {
     ) -> Result<()> {
         let found = self.find_team(team).await;
         let result = async {
-            let t = found.as_ref().map_err(|_| team_not_found(team))?;
-            self.authorize(actor, Action::ManageCertificates, Some(t))
+            let t = self
+                .found_scope(actor, &found, team, dc, Action::ManageCertificates)
                 .await?;
-            self.opened_in(t, dc).await?;
             path_segment("certificate name", name)?;
             self.client(dc)
                 .await?
