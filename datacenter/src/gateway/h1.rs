@@ -23,7 +23,7 @@ use super::pool::{self, UpConn};
 use super::proxy::{Conn, Shared};
 use super::server::{self, Http};
 use super::table::{normalize_host, Route, Table, Target};
-use super::upstream::{ActiveRef, Backend};
+use super::upstream::{ActiveGuard, Backend};
 
 /// Largest request or response head.
 const MAX_HEAD: usize = 64 * 1024;
@@ -155,6 +155,8 @@ struct Forward<'t> {
     websocket: bool,
     expect_continue: bool,
     head_request: bool,
+    /// GET, HEAD or OPTIONS: safe to send again when a replica dies holding it.
+    idempotent: bool,
     id: RequestId,
 }
 
@@ -303,7 +305,9 @@ where
             return self.answer(413, &too_large(max_body), true).await;
         }
 
-        let (backend, mut up, mut reused) = match checkout(shared, f.route, f.target, start).await {
+        let (mut backend, mut up, mut reused) = match checkout(shared, f.route, f.target, start)
+            .await
+        {
             Ok(x) => x,
             Err(None) => {
                 let msg = format!("no ready replica of {}\n", f.target.label);
@@ -315,7 +319,9 @@ where
                 return self.answer(502, &msg, body_close || !f.keep_alive).await;
             }
         };
-        let _in_flight = ActiveRef::new(&backend);
+        let mut _in_flight = ActiveGuard::new(backend.clone());
+        // Whether the request already went to a second replica.
+        let mut moved = false;
 
         if f.expect_continue
             && !f.body.is_empty()
@@ -421,6 +427,21 @@ where
                 Err(HeadError::Invalid(why)) => {
                     let msg = format!("{} failed to answer: {why}\n", f.target.label);
                     return self.answer(502, &msg, true).await;
+                }
+                Err(HeadError::Closed | HeadError::Io) if replayable && f.idempotent && !moved => {
+                    // The replica went away holding the request (killed, or
+                    // stopped by a rolling deploy) without a byte of answer:
+                    // an idempotent request goes once more, to another replica.
+                    tracing::debug!(backend = %backend.addr, "replica closed before answering; retrying on another");
+                    backend.eject();
+                    moved = true;
+                    match checkout(shared, f.route, f.target, Instant::now()).await {
+                        Ok((b, c, r)) => {
+                            _in_flight = ActiveGuard::new(b.clone());
+                            (backend, up, reused) = (b, c, r);
+                        }
+                        Err(_) => return self.fail(502, &f).await,
+                    }
                 }
                 Err(HeadError::Closed) | Err(HeadError::Io) => {
                     tracing::debug!(backend = %backend.addr, "upstream closed before answering");
@@ -922,6 +943,7 @@ fn plan<'t>(
         websocket,
         expect_continue,
         head_request: method == "HEAD",
+        idempotent: matches!(method, "GET" | "HEAD" | "OPTIONS"),
         id: rid,
     })
 }

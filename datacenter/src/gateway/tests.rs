@@ -1291,3 +1291,43 @@ async fn an_idle_kept_alive_connection_sees_rule_changes() {
     gw.apply(routes(vec![]));
     assert_eq!(c.get("app.test", "/", &[]).await.status, 404);
 }
+
+/// A replica that takes a request and dies without answering (killed, or
+/// stopped by a deploy) costs a GET nothing: it goes once more to another
+/// replica. A POST is not sent twice.
+#[tokio::test]
+async fn a_replica_dying_with_a_get_in_hand_is_retried_elsewhere() {
+    // Reads a request head, then closes without a byte of answer.
+    let dying = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dying_addr = dying.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = dying.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+        }
+    });
+    let (gw, ups) = start(config());
+    let live = echo("live").await;
+    set_replicas(&ups, "web", &[dying_addr, live.addr]);
+    gw.apply(routes(vec![rule(
+        "r",
+        "app.test",
+        "/",
+        vec![target("web", 1)],
+    )]));
+    for _ in 0..4 {
+        let r = raw(
+            gw.http_addr(),
+            b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    set_replicas(&ups, "web", &[dying_addr]);
+    let r = raw(
+        gw.http_addr(),
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 502"), "{r}");
+}

@@ -84,23 +84,6 @@ impl Backend {
     }
 }
 
-/// Counts a request as in flight on a backend until dropped, without
-/// touching the backend's reference count.
-pub(crate) struct ActiveRef<'a>(&'a Backend);
-
-impl<'a> ActiveRef<'a> {
-    pub(crate) fn new(backend: &'a Backend) -> Self {
-        backend.active.fetch_add(1, Ordering::Relaxed);
-        ActiveRef(backend)
-    }
-}
-
-impl Drop for ActiveRef<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Counts a request or connection as in flight on a backend until dropped.
 #[derive(Debug)]
 pub(crate) struct ActiveGuard(pub(crate) Arc<Backend>);

@@ -1443,15 +1443,25 @@ mod tests {
             .iter()
             .filter(|l| l.message.contains("lines skipped"))
             .collect();
-        assert_eq!(skipped.len(), 1, "one line says how many were skipped");
-        let count: usize = skipped[0]
-            .message
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(skipped[0].level, Level::Warn);
+        // One "N lines skipped" line per overflow; there are two when the
+        // queue overflowed before the writer took its first batch and got stuck.
+        assert!(
+            (1..=2).contains(&skipped.len()),
+            "{} lines say lines were skipped",
+            skipped.len()
+        );
+        let count: usize = skipped
+            .iter()
+            .map(|l| {
+                l.message
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            })
+            .sum();
+        assert!(skipped.iter().all(|l| l.level == Level::Warn));
         let stored = lines
             .iter()
             .filter(|l| l.message.starts_with("line "))
@@ -1459,9 +1469,11 @@ mod tests {
         // At most the queue, plus the one batch the writer took before it got stuck.
         assert!(stored <= 2 * MAX_QUEUED_LINES);
         assert_eq!(stored + count, N);
-        // The skipped line comes after the stored ones, numbered after every dropped one.
-        assert_eq!(lines.last().unwrap().seq, 1 + N as i64 + 1);
-        assert_eq!(skipped[0].seq, 1 + N as i64 + 1);
+        // The last skipped line comes after the stored ones, numbered after
+        // every dropped one.
+        let last = lines.last().unwrap();
+        assert!(last.message.contains("lines skipped"), "{}", last.message);
+        assert_eq!(last.seq, 1 + N as i64 + skipped.len() as i64);
     }
 
     #[tokio::test]
