@@ -5,17 +5,23 @@
 //! list in one step: new connections go to the new replicas while the old
 //! ones finish what they have, so no request fails.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 pub struct Balancer {
     addr: SocketAddr,
     backends: Arc<RwLock<Arc<Vec<u16>>>>,
+    /// Connections open now, by replica port: a replica is stopped only once
+    /// its connections are done (or a drain deadline passes).
+    open: Open,
     task: JoinHandle<()>,
 }
+
+type Open = Arc<Mutex<HashMap<u16, usize>>>;
 
 impl Balancer {
     /// Listens on `port` when given and free (the address the component had
@@ -43,10 +49,12 @@ impl Balancer {
         };
         let addr = listener.local_addr()?;
         let backends: Arc<RwLock<Arc<Vec<u16>>>> = Arc::default();
-        let task = tokio::spawn(accept(listener, backends.clone()));
+        let open = Open::default();
+        let task = tokio::spawn(accept(listener, backends.clone(), open.clone()));
         Ok(Balancer {
             addr,
             backends,
+            open,
             task,
         })
     }
@@ -58,6 +66,12 @@ impl Balancer {
     pub fn set_backends(&self, ports: Vec<u16>) {
         *self.backends.write().unwrap() = Arc::new(ports);
     }
+
+    /// Connections open through the address to any of `ports`.
+    pub fn open_to(&self, ports: &[u16]) -> usize {
+        let open = self.open.lock().unwrap();
+        ports.iter().filter_map(|p| open.get(p)).sum()
+    }
 }
 
 impl Drop for Balancer {
@@ -66,7 +80,7 @@ impl Drop for Balancer {
     }
 }
 
-async fn accept(listener: TcpListener, backends: Arc<RwLock<Arc<Vec<u16>>>>) {
+async fn accept(listener: TcpListener, backends: Arc<RwLock<Arc<Vec<u16>>>>, open: Open) {
     let next = Arc::new(AtomicUsize::new(0));
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
@@ -75,6 +89,7 @@ async fn accept(listener: TcpListener, backends: Arc<RwLock<Arc<Vec<u16>>>>) {
         let _ = inbound.set_nodelay(true);
         let ports = backends.read().unwrap().clone();
         let start = next.fetch_add(1, Ordering::Relaxed);
+        let open = open.clone();
         tokio::spawn(async move {
             // Try each replica once, starting with the next in turn, so one
             // that just died costs a retry, not a failed request.
@@ -82,7 +97,15 @@ async fn accept(listener: TcpListener, backends: Arc<RwLock<Arc<Vec<u16>>>>) {
                 let port = ports[(start + i) % ports.len()];
                 if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", port)).await {
                     let _ = outbound.set_nodelay(true);
+                    *open.lock().unwrap().entry(port).or_default() += 1;
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    let mut open = open.lock().unwrap();
+                    if let Some(n) = open.get_mut(&port) {
+                        *n -= 1;
+                        if *n == 0 {
+                            open.remove(&port);
+                        }
+                    }
                     return;
                 }
             }

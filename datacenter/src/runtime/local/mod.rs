@@ -12,7 +12,7 @@ mod usage;
 
 use super::{Observed, Runtime, RuntimeError, Target};
 use crate::api::{Capacity, Component, ComponentStatus, HealthProbe, ReplicaInfo, ReplicaUsage};
-use crate::gateway::upstream::Upstreams;
+use crate::gateway::upstream::{Backend, Upstreams};
 use crate::logs::component::ComponentLogs;
 use crate::logs::EventLog;
 use crate::store::components::Key;
@@ -87,6 +87,32 @@ impl LocalRuntime {
             addresses: Mutex::new(addresses),
             cpu: Mutex::default(),
             upstreams,
+        }
+    }
+
+    /// Lets requests already on replicas about to stop finish first: waits
+    /// until neither the component's address nor the gateway has one open
+    /// on them (an idle kept-alive connection counts too, hence the cap).
+    async fn drain(&self, name: &str, ports: &[u16], gateway: &[Arc<Backend>]) {
+        const DRAIN_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + DRAIN_MAX;
+        loop {
+            let through_address = self
+                .deployed
+                .lock()
+                .unwrap()
+                .get(name)
+                .map(|d| d.balancer.open_to(ports))
+                .unwrap_or(0);
+            let through_gateway: usize = gateway
+                .iter()
+                .filter(|b| ports.contains(&b.addr.port()))
+                .map(|b| b.active.load(std::sync::atomic::Ordering::Relaxed))
+                .sum();
+            if through_address + through_gateway == 0 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
@@ -464,9 +490,11 @@ impl Runtime for LocalRuntime {
                     "the new replicas did not become healthy ({why}); the previous ones keep serving"
                 )));
             }
+            let old_gateway;
             let old = {
                 let mut d = self.deployed.lock().unwrap();
                 let d = d.get_mut(&name).expect("deployed");
+                old_gateway = self.upstreams.get(&name).backends();
                 self.route_to(&name, d, fresh_set.iter().map(|r| r.port).collect());
                 d.fingerprint = plan.fingerprint.clone();
                 d.probe = plan.probe.clone();
@@ -482,6 +510,8 @@ impl Runtime for LocalRuntime {
                 ),
             )
             .await;
+            let old_ports: Vec<u16> = old.iter().map(|r| r.port).collect();
+            self.drain(&name, &old_ports, &old_gateway).await;
             Self::stop_all(old).await;
             log.info("health", format!("{want} replica(s) healthy"))
                 .await;
@@ -492,6 +522,7 @@ impl Runtime for LocalRuntime {
         }
 
         // Same release: only the replica count may differ.
+        let old_gateway = self.upstreams.get(&name).backends();
         let (surplus, added) = {
             let mut d = self.deployed.lock().unwrap();
             let d = d.get_mut(&name).expect("deployed");
@@ -516,6 +547,8 @@ impl Runtime for LocalRuntime {
         if !surplus.is_empty() {
             log.info("scale", format!("stopping {} replica(s)", surplus.len()))
                 .await;
+            let ports: Vec<u16> = surplus.iter().map(|r| r.port).collect();
+            self.drain(&name, &ports, &old_gateway).await;
             Self::stop_all(surplus).await;
         }
         for (index, port, _) in &added {
