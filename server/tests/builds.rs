@@ -224,15 +224,9 @@ async fn the_source_route_takes_100_mib_and_no_more(b: Backend) {
 
     // Every other route keeps the 1 MiB limit, and says so in JSON too.
     let big = json!({"name": "x".repeat(2 * 1024 * 1024)});
-    let (status, body) = status_and_json(
-        w.dev
-            .post(w.c.url("/api/v1/teams"))
-            .json(&big)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        status_and_json(send_oversized(|| w.dev.post(w.c.url("/api/v1/teams")).json(&big)).await)
+            .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"], "too_large", "{body}");
 
@@ -375,20 +369,10 @@ async fn hooks_are_public_but_only_forward(b: Backend) {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert!(body["event_id"].is_null(), "{body}");
 
-    // Deliveries are bounded at 1 MiB. The console may answer and close
-    // while the body is still being sent, which the client then sees as a
-    // broken pipe instead of the answer; asking again gets the answer.
+    // Deliveries are bounded at 1 MiB.
     let oversized = vec![b' '; 1024 * 1024 + 1];
-    let mut attempts = 0;
-    let resp = loop {
-        attempts += 1;
-        match deliver(path, &oversized, &[]).send().await {
-            Ok(resp) => break resp,
-            Err(e) if attempts < 5 && e.is_request() => continue,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    let (status, body) = status_and_json(resp).await;
+    let (status, body) =
+        status_and_json(send_oversized(|| deliver(path, &oversized, &[])).await).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"], "too_large");
 
@@ -682,5 +666,20 @@ async fn viewers_cannot_build_and_developers_can(b: Backend) {
         }
         assert!(Instant::now() < deadline, "still running: {replicas}");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Sends a request whose body is over a limit. The console may answer and
+/// close while the body is still being sent, which the client then sees as
+/// a broken pipe instead of the answer; asking again gets the answer.
+async fn send_oversized(make: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match make().send().await {
+            Ok(resp) => return resp,
+            Err(e) if attempts < 5 && e.is_request() => continue,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
