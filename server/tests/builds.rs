@@ -676,7 +676,13 @@ async fn send_oversized(make: impl Fn() -> reqwest::RequestBuilder) -> reqwest::
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match make().send().await {
+        // `close`: the console ends the connection after such an answer, so
+        // it must not go back to the client's pool for the next request.
+        match make()
+            .header(reqwest::header::CONNECTION, "close")
+            .send()
+            .await
+        {
             Ok(resp) => return resp,
             Err(e) if attempts < 5 && e.is_request() => continue,
             Err(e) => panic!("{e}"),
