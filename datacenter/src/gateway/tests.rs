@@ -1044,42 +1044,6 @@ fn a_taken_port_fails_start_and_drop_frees_it() {
     assert!(gw.is_ok());
 }
 
-/// Not a test: serves the gateway for a load tool (wrk) to measure, e.g.
-/// `GATEWAY_BENCH_UPSTREAM=127.0.0.1:9000 GATEWAY_BENCH_LISTEN=127.0.0.1:9100
-/// cargo test --release -p datacenter --features service,client --lib
-/// serve_for_benchmark -- --ignored`. Every host is routed to the upstream.
-#[test]
-#[ignore]
-fn serve_for_benchmark() {
-    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let upstream: SocketAddr = env("GATEWAY_BENCH_UPSTREAM", "127.0.0.1:9000")
-        .parse()
-        .unwrap();
-    let listen: SocketAddr = env("GATEWAY_BENCH_LISTEN", "127.0.0.1:9100")
-        .parse()
-        .unwrap();
-    let threads: usize = env("GATEWAY_BENCH_THREADS", "1").parse().unwrap();
-    let secs: u64 = env("GATEWAY_BENCH_SECONDS", "60").parse().unwrap();
-    let (gw, ups) = start(GatewayConfig {
-        http: listen,
-        https: None,
-        threads,
-        ..GatewayConfig::default()
-    });
-    set_replicas(&ups, "web", &[upstream]);
-    let host = listen.ip().to_string();
-    gw.apply(routes(vec![rule(
-        "bench",
-        &host,
-        "/",
-        vec![target("web", 1)],
-    )]));
-    std::thread::sleep(Duration::from_secs(secs));
-    let mut out = String::new();
-    gw.render_metrics(&mut out);
-    println!("{:?}", gw.stats());
-}
-
 // ---- HTTP/1.1 framing on the fast path ---------------------------------------
 
 /// Writes `request` raw and reads until the gateway closes (the last
