@@ -112,6 +112,17 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+impl Running {
+    /// Ends the replicas this datacenter runs on this machine (SIGTERM to
+    /// each replica's processes, SIGKILL after the grace period). Called on
+    /// a clean stop; a datacenter that is killed instead ends its leftovers
+    /// when it starts again.
+    pub async fn stop(&self) {
+        self.server.abort();
+        self.datacenter.runtime.shutdown().await;
+    }
+}
+
 pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Opens everything, starts workers and the reconciler, and serves the API.

@@ -107,7 +107,12 @@ async fn serve(config: ServeConfig) -> std::process::ExitCode {
         eprintln!();
     }
     tracing::info!(addr = %running.addr, data_dir = %config.data_dir.display(), "console listening on http://{}", running.addr);
-    wait(running.server, "cloudport").await
+    // The console's server ends on Ctrl-C or SIGTERM (after its requests).
+    let code = wait(running.server, "cloudport").await;
+    if let Some(dc) = &running.embedded {
+        dc.stop().await;
+    }
+    code
 }
 
 /// Waits for a server task; its failure becomes the process's exit status.
@@ -115,7 +120,14 @@ async fn wait(
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     what: &str,
 ) -> std::process::ExitCode {
-    match server.await {
+    exit_code(server.await, what)
+}
+
+fn exit_code(
+    ended: Result<std::io::Result<()>, tokio::task::JoinError>,
+    what: &str,
+) -> std::process::ExitCode {
+    match ended {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("{what}: server error: {e}");
@@ -137,7 +149,15 @@ async fn run_datacenter(args: server::config::DatacenterArgs) -> std::process::E
         }
     };
     match datacenter::service::start(config).await {
-        Ok(running) => wait(running.server, "cloudport datacenter").await,
+        Ok(mut running) => {
+            let code = tokio::select! {
+                _ = server::shutdown_signal() => std::process::ExitCode::SUCCESS,
+                ended = &mut running.server => exit_code(ended, "cloudport datacenter"),
+            };
+            tracing::info!("stopping: ending the replicas");
+            running.stop().await;
+            code
+        }
         Err(e) => {
             eprintln!("cloudport datacenter: {e}");
             std::process::ExitCode::FAILURE

@@ -3,10 +3,12 @@
 //! over HTTP at the component's address, their output found in the logs, a
 //! killed replica restarted, a new version rolled out while requests keep
 //! succeeding, a rollback to the exact earlier version, and the app served
-//! again after the datacenter itself is killed with SIGKILL.
+//! again after the datacenter itself is killed with SIGKILL, with no process
+//! of an earlier replica left running after a crash or a clean stop.
 
 mod common;
 
+use common::datacenter_process::signal;
 use common::deployments::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -76,7 +78,7 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
         .await;
     assert_eq!(replicas.as_array().unwrap().len(), 2, "{replicas}");
     let pid = replicas[0]["pid"].as_u64().unwrap();
-    unsafe { libc_kill(pid as i32, 9) };
+    signal(pid as i32, 9);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, r) = dc
@@ -191,12 +193,61 @@ async fn a_python_app_lives_from_git_to_rollback_and_survives_its_datacenter() {
     }
 }
 
-#[cfg(unix)]
-unsafe fn libc_kill(pid: i32, sig: i32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
+/// `npm start` runs the app as a grandchild of the replica's process, out
+/// of reach of the parent-death signal. Killed with SIGKILL, the datacenter
+/// leaves it running; started again, it ends it before anything else. A
+/// clean stop (SIGTERM) ends every process of every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datacenter_leaves_no_replica_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git_repo("node-hello", &dir.path().join("repo"));
+    let mut dc = Dc::start(&dir.path().join("dc")).await;
+    dc.create(json!({
+        "name": "node",
+        "source": {"kind": "git", "url": repo, "reference": "main"},
+        "ports": [{"port": 8080, "protocol": "http", "inner": true, "outer": true}],
+    }))
+    .await;
+    dc.succeed("node", json!({"action": "build", "actor": "t"}))
+        .await;
+    let url = dc.component("node").await["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually_body(&url, "node-hello sample", Duration::from_secs(10)).await;
+    let before = dc.process.replica_processes();
+    assert!(before.len() >= 2, "npm and the node it starts: {before:?}");
+
+    dc.process.kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let orphans = dc.process.replica_processes();
+    assert!(
+        !orphans.is_empty(),
+        "the app process should outlive a SIGKILLed datacenter here, or this test proves nothing"
+    );
+
+    dc.process.restart();
+    dc.process.wait_ready().await;
+    eventually_body(&url, "node-hello sample", Duration::from_secs(30)).await;
+    let now = dc.process.replica_processes();
+    let survivors: Vec<_> = orphans.iter().filter(|p| now.contains(p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "left over from the killed datacenter: {survivors:?}"
+    );
+    assert!(!now.is_empty(), "the restarted replica runs");
+
+    let status = dc.process.stop().expect("the datacenter stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dc.process.replica_processes().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after a clean stop: {:?}",
+            dc.process.replica_processes()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    kill(pid, sig);
 }
 
 /// Each sample builds from git and answers at its address; rebuilding one

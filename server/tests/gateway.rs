@@ -33,13 +33,6 @@ async fn via_gateway(
     Some((status, r.text().await.ok()?))
 }
 
-unsafe fn libc_kill(pid: i32, sig: i32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    kill(pid, sig);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_gateway_routes_into_a_live_app_without_dropping_requests() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +147,7 @@ async fn the_gateway_routes_into_a_live_app_without_dropping_requests() {
         .send(dc.api.get(dc.component_url("web", "/replicas")))
         .await;
     let pid = replicas[0]["pid"].as_u64().unwrap();
-    unsafe { libc_kill(pid as i32, 9) };
+    signal(pid as i32, 9);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut spec: Value = dc.component("web").await;
     spec["env"] = json!([{"name": "GREETING", "value": "second"}]);

@@ -71,6 +71,10 @@ pub trait Runtime: Send + Sync + 'static {
     async fn usage(&self, component: &Component) -> Vec<ReplicaUsage>;
     /// The component's stable address, once it has run.
     fn address(&self, component: &Component) -> Option<SocketAddr>;
+    /// The datacenter is stopping: end what this runtime started on this
+    /// machine, so nothing outlives it. Desired state is kept; the next
+    /// start converges back to it.
+    async fn shutdown(&self) {}
 }
 
 pub mod local;

@@ -1,5 +1,6 @@
 //! A real `cloudport datacenter` process for tests: started on a chosen
-//! port and data folder, killed with SIGKILL, restarted on the same ones.
+//! port and data folder, stopped with SIGTERM or killed with SIGKILL,
+//! restarted on the same ones.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,6 +80,52 @@ impl DatacenterProcess {
         let _ = self.child.wait();
     }
 
+    /// A clean stop: SIGTERM, then the exit status (SIGKILL after 20 s).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        signal(self.child.id() as i32, 15);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        None
+    }
+
+    /// The processes still alive that belong to this datacenter's replicas,
+    /// however deep they were started (`npm` → `sh` → `node`).
+    pub fn replica_processes(&self) -> Vec<i32> {
+        let work = std::fs::canonicalize(self.dir.join("work")).unwrap_or(self.dir.join("work"));
+        let marker = format!("CLOUDPORT_REPLICA_OF={}", work.display());
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            // A zombie waits for its parent to collect it: it runs nothing.
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true);
+            if !zombie && environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         *self = DatacenterProcess::start_with_gateway(
@@ -91,8 +138,19 @@ impl DatacenterProcess {
 
 impl Drop for DatacenterProcess {
     fn drop(&mut self) {
-        self.kill9();
+        // A clean stop ends the replicas too, so tests leave nothing behind.
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            self.stop();
+        }
     }
+}
+
+/// Sends `sig` to `pid` (SIGKILL 9 for a crash, SIGTERM 15 for a stop).
+pub fn signal(pid: i32, sig: i32) {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    unsafe { kill(pid, sig) };
 }
 
 pub fn free_port() -> u16 {

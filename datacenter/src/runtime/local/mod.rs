@@ -6,6 +6,8 @@
 //! health probe; a new version takes over only once its replicas do.
 
 mod balancer;
+mod limits;
+mod orphans;
 mod probe;
 mod process;
 mod usage;
@@ -55,7 +57,7 @@ struct Plan {
     env: Vec<(String, String)>,
     path_prepend: Vec<PathBuf>,
     probe: Probe,
-    memory_mb: i64,
+    resources: limits::Resources,
     fingerprint: String,
 }
 
@@ -71,6 +73,10 @@ pub struct LocalRuntime {
     cpu: Mutex<usage::CpuMeter>,
     /// Where the gateway finds each component's replicas.
     upstreams: Arc<Upstreams>,
+    /// Marks this datacenter's replica processes (see `orphans`).
+    owner: Arc<str>,
+    /// Set once the datacenter is stopping: nothing new starts.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl LocalRuntime {
@@ -79,7 +85,14 @@ impl LocalRuntime {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        let _ = std::fs::create_dir_all(&work_dir);
+        let owner: Arc<str> = orphans::owner_of(&work_dir).into();
+        // Nothing from an earlier life may keep running beside the replicas
+        // the reconciler is about to start.
+        orphans::sweep(&owner);
         LocalRuntime {
+            closed: Default::default(),
+            owner,
             work_dir,
             logs,
             deployed: Mutex::default(),
@@ -201,10 +214,13 @@ impl LocalRuntime {
         env.extend(self.volumes(c, &dir)?);
         env.extend(c.env.iter().map(|e| (e.name.clone(), e.value.clone())));
         env.extend(target.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let resources = limits::Resources {
+            memory_mb: c.resources.memory_mb,
+            cpu_millicores: c.resources.cpu_millicores,
+        };
         let fingerprint = format!(
-            "{version}|{command}|{}|{env:?}|{probe:?}|{}",
+            "{version}|{command}|{}|{env:?}|{probe:?}|{resources:?}",
             dir.display(),
-            c.resources.memory_mb
         );
         Ok(Plan {
             version,
@@ -213,7 +229,7 @@ impl LocalRuntime {
             env,
             path_prepend,
             probe,
-            memory_mb: c.resources.memory_mb,
+            resources,
             fingerprint,
         })
     }
@@ -277,7 +293,8 @@ impl LocalRuntime {
             env: plan.env.clone(),
             path_prepend: plan.path_prepend.clone(),
             port,
-            memory_mb: plan.memory_mb,
+            resources: plan.resources,
+            owner: self.owner.clone(),
         };
         let task = tokio::spawn(process::supervise(
             launch,
@@ -403,6 +420,9 @@ impl Runtime for LocalRuntime {
         let name = Self::name(c);
         let lock = self.lock_for(&name);
         let _serial = lock.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(RuntimeError::Failed("the datacenter is stopping".into()));
+        }
 
         if !target.running {
             let old = self.deployed.lock().unwrap().remove(&name);
@@ -721,6 +741,25 @@ impl Runtime for LocalRuntime {
         let live: Vec<i32> = procs.keys().copied().collect();
         meter.retain(&live);
         out
+    }
+
+    async fn shutdown(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Converges under way finish first, so none starts a replica afterwards.
+        let locks: Vec<_> = self.locks.lock().unwrap().values().cloned().collect();
+        for l in locks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), l.lock()).await;
+        }
+        let all: Vec<Deployed> = self
+            .deployed
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, d)| d)
+            .collect();
+        let replicas: Vec<Replica> = all.into_iter().flat_map(|d| d.replicas).collect();
+        tracing::info!(replicas = replicas.len(), "stopping every replica");
+        Self::stop_all(replicas).await;
     }
 
     fn address(&self, component: &Component) -> Option<SocketAddr> {

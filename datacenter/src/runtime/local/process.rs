@@ -2,6 +2,8 @@
 //! goes line by line to the component's logs; an exit is recorded with its
 //! reason and answered with a restart after an exponential backoff.
 
+use super::limits::{self, ChildLimits, ReplicaCgroup, Resources};
+use super::orphans::OWNER_VAR;
 use crate::logs::component::{ComponentLogs, Stream};
 use crate::store::components::Key;
 use crate::store::now_ms;
@@ -28,7 +30,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     pub path_prepend: Vec<PathBuf>,
     pub port: u16,
-    pub memory_mb: i64,
+    pub resources: Resources,
+    /// The datacenter this replica belongs to (see `orphans`).
+    pub owner: Arc<str>,
 }
 
 /// What the supervisor knows about its replica, for observers.
@@ -45,7 +49,7 @@ pub struct ReplicaState {
 
 pub type SharedState = Arc<Mutex<ReplicaState>>;
 
-fn spawn_child(l: &Launch) -> std::io::Result<Child> {
+fn spawn_child(l: &Launch, cgroup: Option<&ReplicaCgroup>) -> std::io::Result<Child> {
     // A simple command replaces the shell, so the replica is the process we
     // supervise and signal (and the one the parent-death signal reaches).
     let simple = !l
@@ -81,68 +85,23 @@ fn spawn_child(l: &Launch) -> std::io::Result<Child> {
         c.env(k, v);
     }
     c.env("PORT", l.port.to_string());
+    c.env(OWNER_VAR, &*l.owner);
     c.kill_on_drop(true);
     #[cfg(unix)]
     c.process_group(0);
     #[cfg(target_os = "linux")]
     {
-        let data_limit = (l.memory_mb.max(16) as u64 + 64) * 1024 * 1024;
+        let child_limits = ChildLimits::new(l.resources, cgroup);
         unsafe {
-            c.pre_exec(move || {
-                limits::apply(data_limit);
-                Ok(())
-            });
+            c.pre_exec(move || child_limits.apply());
         }
     }
     c.spawn()
 }
 
-#[cfg(target_os = "linux")]
-mod limits {
-    #[repr(C)]
-    struct Rlimit {
-        cur: u64,
-        max: u64,
-    }
-    extern "C" {
-        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
-        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
-    }
-    const PR_SET_PDEATHSIG: i32 = 1;
-    const RLIMIT_CORE: i32 = 4;
-    const RLIMIT_DATA: i32 = 2;
-    const RLIMIT_NOFILE: i32 = 7;
-
-    /// Runs in the child between fork and exec: only async-signal-safe calls.
-    pub fn apply(data_limit: u64) {
-        unsafe {
-            // If the datacenter dies (even by SIGKILL), its replicas die with
-            // it instead of lingering as orphans; the reconciler restarts them.
-            prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0);
-            // Memory: the data segment (heap and private writable mappings)
-            // is bounded by the component's memory setting plus slack for
-            // the runtime itself. Reservations that are never written (V8's,
-            // the JVM's) do not count, so this does not break them.
-            setrlimit(
-                RLIMIT_DATA,
-                &Rlimit {
-                    cur: data_limit,
-                    max: data_limit,
-                },
-            );
-            setrlimit(RLIMIT_CORE, &Rlimit { cur: 0, max: 0 });
-            setrlimit(
-                RLIMIT_NOFILE,
-                &Rlimit {
-                    cur: 65536,
-                    max: 65536,
-                },
-            );
-        }
-    }
-}
-
-pub async fn terminate(child: &mut Child) {
+/// SIGTERM to the replica's process group, SIGKILL to it (and to its
+/// cgroup) after the grace period.
+pub async fn terminate(child: &mut Child, cgroup: Option<&ReplicaCgroup>) {
     #[cfg(unix)]
     if let Some(pid) = child.id() {
         // The whole process group: `sh -c` and whatever it started.
@@ -158,6 +117,23 @@ pub async fn terminate(child: &mut Child) {
             }
         }
         let _ = child.kill().await;
+    }
+    if let Some(cg) = cgroup {
+        cg.kill_all();
+    }
+}
+
+/// What a replica's first process leaves behind when it ends on its own
+/// (`npm` dies, `node` lives on) is ended with it.
+fn end_leftovers(pid: Option<u32>, cgroup: Option<&ReplicaCgroup>) {
+    #[cfg(unix)]
+    if let Some(pid) = pid {
+        unsafe {
+            kill(-(pid as i32), 9);
+        }
+    }
+    if let Some(cg) = cgroup {
+        cg.kill_all();
     }
 }
 
@@ -236,6 +212,19 @@ pub async fn supervise(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(500);
+    let cgroup = limits::host_tree().and_then(|tree| {
+        let name = format!(
+            "{}-{}.{}.{}.{}",
+            short_hash(&launch.owner),
+            launch.key.team,
+            launch.key.app,
+            launch.key.name,
+            launch.index
+        );
+        tree.prepare(&name, launch.resources)
+            .map_err(|e| tracing::warn!(key = %launch.key, error = %e, "no cgroup for the replica; rlimits instead"))
+            .ok()
+    });
     let note = |msg: String| {
         logs.append(
             &launch.key,
@@ -249,7 +238,7 @@ pub async fn supervise(
         if *stop.borrow() {
             return;
         }
-        let mut child = match spawn_child(&launch) {
+        let mut child = match spawn_child(&launch, cgroup.as_ref()) {
             Ok(c) => c,
             Err(e) => {
                 note(format!("cannot start `{}`: {e}", launch.command));
@@ -293,8 +282,10 @@ pub async fn supervise(
             s.started_at = Some(now_ms());
         }
         let started = std::time::Instant::now();
+        let pid = child.id();
         tokio::select! {
             status = child.wait() => {
+                end_leftovers(pid, cgroup.as_ref());
                 let reason = status.map(|s| describe_exit(&s)).unwrap_or_else(|e| e.to_string());
                 // A replica that ran a good while before dying is not crash-looping.
                 if started.elapsed() > Duration::from_secs(60) {
@@ -320,7 +311,7 @@ pub async fn supervise(
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
             _ = stop.changed() => {
-                terminate(&mut child).await;
+                terminate(&mut child, cgroup.as_ref()).await;
                 let mut s = state.lock().unwrap();
                 s.alive = false;
                 s.pid = None;
@@ -328,4 +319,12 @@ pub async fn supervise(
             }
         }
     }
+}
+
+/// Keeps cgroup names of different datacenters on one host apart.
+fn short_hash(s: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
 }
