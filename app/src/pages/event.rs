@@ -1,5 +1,6 @@
 use crate::api::team_event;
 use crate::components::{format_time, ErrorBox, Loading};
+use crate::progress::{phases, PhaseState};
 use datacenter::api::{Level, LogLine};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -30,7 +31,7 @@ pub fn EventPage() -> impl IntoView {
                             </p>
                             <h1><code>{e.action.as_str()}</code> " " {e.component.clone()}</h1>
                             <p class="muted">"By " {e.actor.clone()} " on " {format_time(e.created_at)} " in datacenter " {dc.clone()}</p>
-                            <LiveLog team dc event=e.id.clone() initial=ev.lines status=e.status.as_str().to_string()/>
+                            <LiveLog team dc event=e.id.clone() action=e.action.as_str().to_string() initial=ev.lines status=e.status.as_str().to_string()/>
                         }.into_any()
                     }
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
@@ -47,18 +48,59 @@ fn LiveLog(
     team: String,
     dc: String,
     event: String,
+    action: String,
     initial: Vec<LogLine>,
     status: String,
 ) -> impl IntoView {
-    let lines = RwSignal::new(initial);
-    let status = RwSignal::new(status);
-    let skipped = RwSignal::new(0u64);
-    let problem = RwSignal::new(None::<String>);
+    // Step changes, kept apart from the lines: the view drops old lines of
+    // a chatty build, the progress must still know it fetched.
+    let steps = RwSignal::new(Vec::<String>::new());
+    steps.update(|s| initial.iter().for_each(|l| note_step(s, &l.step)));
+    let view_state = LogState {
+        lines: RwSignal::new(initial),
+        steps,
+        status: RwSignal::new(status),
+        skipped: RwSignal::new(0u64),
+        problem: RwSignal::new(None::<String>),
+    };
+    let LogState {
+        lines,
+        status,
+        skipped,
+        problem,
+        ..
+    } = view_state;
     #[cfg(feature = "hydrate")]
-    live::connect(team, dc, event, lines, status, skipped, problem);
+    live::connect(team, dc, event, view_state);
     #[cfg(not(feature = "hydrate"))]
     let _ = (team, dc, event);
+    let progress = move || {
+        let steps = view_state.steps.get();
+        phases(&action, steps.iter().map(String::as_str), &status.get())
+    };
     view! {
+        {move || {
+            let list = progress();
+            (!list.is_empty()).then(|| view! {
+                <ol class="progress" aria-label="Progress">
+                    {list.into_iter().map(|p| {
+                        let mark = match p.state {
+                            PhaseState::Done => "✓",
+                            PhaseState::Failed => "✕",
+                            PhaseState::Current => "●",
+                            PhaseState::Skipped => "–",
+                            PhaseState::Pending => "○",
+                        };
+                        view! {
+                            <li class=format!("phase {}", p.state.as_str()) title=p.state.as_str()
+                                aria-current=(p.state == PhaseState::Current).then_some("step")>
+                                <span class="mark" aria-hidden="true">{mark}</span>{p.name}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ol>
+            })
+        }}
         <div class="log-head">
             <span class=move || format!("result event-{}", status.get())>{move || status.get()}</span>
             {move || (skipped.get() > 0).then(|| view! { <span class="muted">{format!("{} lines skipped (too fast to show)", skipped.get())}</span> })}
@@ -79,24 +121,40 @@ fn LiveLog(
     }
 }
 
+/// What the log view shows, updated by the live stream.
+#[derive(Clone, Copy)]
+struct LogState {
+    lines: RwSignal<Vec<LogLine>>,
+    steps: RwSignal<Vec<String>>,
+    status: RwSignal<String>,
+    skipped: RwSignal<u64>,
+    problem: RwSignal<Option<String>>,
+}
+
+/// Records a line's step when it differs from the one before.
+fn note_step(steps: &mut Vec<String>, step: &str) {
+    if steps.last().is_none_or(|s| s != step) {
+        steps.push(step.to_string());
+    }
+}
+
 #[cfg(feature = "hydrate")]
 mod live {
     /// Lines kept on screen; older ones scroll away so a chatty log cannot freeze the page.
     const MAX_LINES: usize = 2000;
-    use datacenter::api::{LogLine, StreamMessage};
+    use datacenter::api::StreamMessage;
     use leptos::prelude::*;
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
 
-    pub fn connect(
-        team: String,
-        dc: String,
-        event: String,
-        lines: RwSignal<Vec<LogLine>>,
-        status: RwSignal<String>,
-        skipped: RwSignal<u64>,
-        problem: RwSignal<Option<String>>,
-    ) {
+    pub(super) fn connect(team: String, dc: String, event: String, state: super::LogState) {
+        let super::LogState {
+            lines,
+            steps,
+            status,
+            skipped,
+            problem,
+        } = state;
         if matches!(status.get_untracked().as_str(), "succeeded" | "failed") {
             return;
         }
@@ -131,6 +189,7 @@ mod live {
                 match serde_json::from_str::<StreamMessage>(&text) {
                     Ok(StreamMessage::Line { line, .. }) => lines.update(|v| {
                         if v.last().is_none_or(|l| line.seq > l.seq) {
+                            steps.update(|s| super::note_step(s, &line.step));
                             v.push(line);
                             if v.len() > MAX_LINES {
                                 let extra = v.len() - MAX_LINES;
