@@ -260,6 +260,7 @@ async fn every_sample_builds_from_git_and_answers() {
         ("static-site", "static-site sample"),
         ("node-hello", "node-hello sample"),
         ("python-deps", "python-deps sample"),
+        ("rust-hello", "rust-hello sample"),
     ] {
         let repo = git_repo(sample, &dir.path().join(sample));
         dc.create(json!({
