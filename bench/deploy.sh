@@ -32,7 +32,7 @@ mean() { python3 -c "import json;r=json.load(open('$1'))['results'][0];print(f\"
 
 echo "| sample | cold: new component | cached: push again |"
 echo "|---|---|---|"
-for sample in static-site python-hello node-hello python-deps; do
+for sample in static-site python-hello node-hello python-deps rust-hello; do
   cat > "$WORK/cold.sh" <<SH
 #!/usr/bin/env bash
 n=\$(( \$(cat $WORK/n) + 1 )); echo \$n > $WORK/n
