@@ -415,6 +415,24 @@ impl DatacenterClient {
         .await
     }
 
+    /// What the builder would do with a source archive (tar.gz or zip, at
+    /// most [`MAX_UPLOAD`] bytes) with `build`'s overrides; the datacenter
+    /// keeps nothing of it.
+    pub async fn detect_archive(
+        &self,
+        build: &BuildSettings,
+        archive: impl Into<reqwest::Body>,
+    ) -> Result<DetectedPlan> {
+        let req = self
+            .http
+            .post(self.url("/v1/detect/archive"))
+            .query(build)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(TRANSFER_TIMEOUT)
+            .body(archive);
+        self.send(req).await
+    }
+
     /// Opens `/v1/stream` and subscribes to `channel`; messages arrive on the
     /// returned receiver until the channel closes or the connection drops.
     /// Dropping the receiver ends the connection, even on a quiet channel.

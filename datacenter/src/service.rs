@@ -398,11 +398,21 @@ impl Datacenter {
             }
             Source::Upload => {
                 return Err(Error::Invalid(vec![
-                    "an upload is detected when it is built; preview needs a git source".into(),
+                    "an upload is previewed from its archive: send it to POST /v1/detect/archive".into(),
                 ]))
             }
         };
         self.builder.detect(None, &source, &req.build).await
+    }
+
+    /// What the builder would do with an uploaded archive, before any
+    /// component or build exists; nothing of the archive is kept.
+    pub async fn detect_archive(
+        &self,
+        archive: bytes::Bytes,
+        build: &BuildSettings,
+    ) -> Result<DetectedPlan> {
+        self.builder.detect_archive(archive, build).await
     }
 
     /// A push delivered by GitHub, GitLab or Gitea: verified, then built

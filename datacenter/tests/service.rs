@@ -688,3 +688,235 @@ async fn dependencies_inject_the_address_and_outer_variables() {
     act_and_wait(&client, "front", ActionKind::Restart).await;
     assert_eq!(next_line(&mut logs).await, format!("link {address} shop2"));
 }
+
+/// `examples/<sample>` as a tar.gz archive under one top-level folder, the
+/// way GitHub's archives come.
+fn pack_tar_gz(sample: &str) -> Vec<u8> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(sample);
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    tar.append_dir_all(format!("{sample}-main"), &dir).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// `examples/<sample>` as a zip archive, its files at the root.
+fn pack_zip(sample: &str) -> Vec<u8> {
+    use std::io::Write;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(sample);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&std::fs::read(entry.path()).unwrap())
+            .unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A tar.gz whose second entry climbs out of the folder it is unpacked in.
+fn climbing_archive(name: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut ok = tar::Header::new_gnu();
+    ok.set_size(6);
+    ok.set_mode(0o644);
+    tar.append_data(&mut ok, "app.py", &b"print\n"[..]).unwrap();
+    // The tar crate refuses to write `..` itself: set the raw name.
+    let mut evil = tar::Header::new_old();
+    let raw = format!("../../../../{name}");
+    evil.as_old_mut().name[..raw.len()].copy_from_slice(raw.as_bytes());
+    evil.set_entry_type(tar::EntryType::Regular);
+    evil.set_size(5);
+    evil.set_mode(0o644);
+    evil.set_cksum();
+    tar.append(&evil, &b"owned"[..]).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Every file under `dir` whose name is `name`.
+fn find_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_name() == name {
+                found.push(path.clone());
+            }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn invalid_message(r: Result<DetectedPlan, ClientError>) -> String {
+    match r {
+        Err(ClientError::Api { status: 422, error }) => {
+            assert_eq!(error.error, "invalid", "{error:?}");
+            error.message
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_are_previewed_without_keeping_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, client) = datacenter(dir.path()).await;
+    let none = BuildSettings::default();
+
+    // python-hello as a tar.gz (its top-level folder stripped, as in a build).
+    let plan = client
+        .detect_archive(&none, pack_tar_gz("python-hello"))
+        .await
+        .unwrap();
+    assert_eq!(plan.language, "python", "{plan:?}");
+    assert_eq!(plan.run_command, "python3 app.py", "{plan:?}");
+    assert!(plan.reason.contains("app.py"), "{plan:?}");
+
+    // node-hello as a zip.
+    let plan = client
+        .detect_archive(&none, pack_zip("node-hello"))
+        .await
+        .unwrap();
+    assert_eq!(plan.language, "node", "{plan:?}");
+    assert_eq!(plan.run_command, "npm start", "{plan:?}");
+
+    // The build settings' overrides, as query parameters.
+    let overrides = BuildSettings {
+        run_command: Some("python3 app.py --preview \"$PORT\" & echo ok".into()),
+        build_command: Some("echo built".into()),
+        ..Default::default()
+    };
+    let plan = client
+        .detect_archive(&overrides, pack_tar_gz("python-hello"))
+        .await
+        .unwrap();
+    assert_eq!(plan.language, "python");
+    assert_eq!(
+        plan.run_command, "python3 app.py --preview \"$PORT\" & echo ok",
+        "{plan:?}"
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.name == "build" && s.command == "echo built"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.reason.contains("run command from the build settings"),
+        "{plan:?}"
+    );
+    let plan = client
+        .detect_archive(
+            &BuildSettings {
+                language: Some("static".into()),
+                ..Default::default()
+            },
+            pack_tar_gz("python-hello"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plan.language, "static", "{plan:?}");
+
+    // An entry that climbs out is refused, and nothing lands anywhere.
+    let name = format!("climbed-{}.txt", std::process::id());
+    let message = invalid_message(client.detect_archive(&none, climbing_archive(&name)).await);
+    assert!(message.contains("path traversal"), "{message}");
+    assert!(
+        find_named(dir.path(), &name).is_empty(),
+        "{:?}",
+        find_named(dir.path(), &name)
+    );
+    assert!(!dir.path().parent().unwrap().join(&name).exists());
+
+    // Not an archive, an empty body, nothing the builder knows how to run.
+    let message = invalid_message(
+        client
+            .detect_archive(&none, b"just some text".to_vec())
+            .await,
+    );
+    assert!(message.contains("not a .tar.gz or .zip"), "{message}");
+    invalid_message(client.detect_archive(&none, Vec::<u8>::new()).await);
+    let mut readme = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    readme.append_data(&mut h, "README", &b"hi\n"[..]).unwrap();
+    let readme = readme.into_inner().unwrap().finish().unwrap();
+    let message = invalid_message(client.detect_archive(&none, readme).await);
+    assert!(message.contains("could not tell how to build"), "{message}");
+
+    // Over the upload limit: 413, whether or not the length is declared.
+    let url = format!("http://{}/v1/detect/archive", running.addr);
+    let http = reqwest::Client::new();
+    let mut attempts = 0;
+    let status = loop {
+        attempts += 1;
+        // The datacenter may answer and close while the body is still on its
+        // way, which the client sees as a broken pipe; asking again gets it.
+        match http
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/octet-stream")
+            .header("connection", "close")
+            .body(vec![0u8; datacenter::client::MAX_UPLOAD + 1024 * 1024])
+            .send()
+            .await
+        {
+            Ok(resp) => break resp.status(),
+            Err(e) if attempts < 5 && e.is_request() => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    // The token is needed here too.
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/octet-stream")
+        .body(pack_tar_gz("python-hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // Every preview's scratch folder is gone, refused ones included.
+    let work = dir.path().join("builder/work");
+    assert!(work.is_dir(), "previews unpack under {}", work.display());
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", work.display());
+    // Nothing was stored as an upload either.
+    assert!(!dir.path().join("builder/uploads").exists());
+
+    // The route is documented with its overrides.
+    let doc: serde_json::Value = reqwest::get(format!("http://{}/v1/openapi.json", running.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let params = doc["paths"]["/v1/detect/archive"]["post"]["parameters"].to_string();
+    for p in ["language", "build_command", "run_command"] {
+        assert!(params.contains(p), "{p} missing from {params}");
+    }
+}

@@ -118,3 +118,50 @@ test("a sample deploys from a git URL, its build streams live, it runs, opens an
   await expect(row).toContainText("500 m (no limit)");
   expect(errors).toEqual([]);
 });
+
+test("an uploaded archive is previewed before the component exists, and the run command overrides it", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
+  // examples/python-hello packed the way a user would.
+  const archive = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-archive-")), "python-hello.tar.gz");
+  execFileSync("tar", ["-czf", archive, "-C", path.resolve(__dirname, "../../examples/python-hello"), "."]);
+  await login(page);
+  for (const [url, body] of [
+    ["/api/v1/teams", { name: "preview" }],
+    ["/api/v1/teams/preview/datacenters", { datacenter: "local" }],
+    ["/api/v1/teams/preview/apps", { name: "web" }],
+  ] as const) {
+    const r = await page.request.post(url, { data: body });
+    expect(r.status(), `${url}: ${await r.text()}`).toBeLessThan(300);
+  }
+
+  await page.goto("/teams/preview/apps/web");
+  await page.waitForLoadState("networkidle");
+  const add = page.locator("section", { hasText: "Add a component" });
+  await expect(add.getByLabel("Source")).toHaveValue("upload");
+  await expect(add).not.toContainText("detected when it is built");
+
+  // Without an archive, Detect says what it needs.
+  await add.getByRole("button", { name: "Detect" }).click();
+  await expect(add.getByText("Choose an archive to see how it will be built")).toBeVisible();
+
+  // With one, the datacenter unpacks it and says how it would build it.
+  await add.getByLabel("Archive to upload (.tar.gz or .zip)").setInputFiles(archive);
+  await expect(add.getByText("Choose an archive to see how it will be built")).toHaveCount(0);
+  await add.getByRole("button", { name: "Detect" }).click();
+  const plan = add.locator(".plan[data-language=python]");
+  await expect(plan.locator(".chip")).toHaveText("python");
+  await expect(plan).toContainText("python3 app.py");
+  await page.screenshot({ path: "test-results/detect-upload.png", fullPage: true });
+
+  // The form's run command overrides what was detected.
+  await add.getByLabel("Run command").fill("python3 app.py --port $PORT");
+  await add.getByRole("button", { name: "Detect" }).click();
+  await expect(plan).toContainText("python3 app.py --port $PORT");
+  await expect(plan).toContainText("run command from the build settings");
+
+  // A preview creates nothing.
+  await expect(page.getByText("No components yet.")).toBeVisible();
+  expect(errors).toEqual([]);
+});

@@ -16,6 +16,7 @@ on_both_backends!(
     the_source_route_takes_100_mib_and_no_more,
     hooks_are_public_but_only_forward,
     viewers_cannot_build_and_developers_can,
+    uploads_are_previewed_before_they_exist,
 );
 
 const COMPONENTS: &str = "/api/v1/teams/acme/apps/shop/components";
@@ -667,6 +668,148 @@ async fn viewers_cannot_build_and_developers_can(b: Backend) {
         assert!(Instant::now() < deadline, "still running: {replicas}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The create form's preview of an upload: the archive goes to the
+/// component's future datacenter, which says how it would build it; the
+/// caller needs what `detect` needs, and the body what an upload may be.
+async fn uploads_are_previewed_before_they_exist(b: Backend) {
+    let w = World::new(b).await;
+    let otto = w.c.login("otto", PASSWORD).await;
+    let url = |query: &str| {
+        w.c.url(&format!(
+            "/api/v1/teams/acme/datacenters/local/detect/archive{query}"
+        ))
+    };
+    let preview = |who: &Client, query: &str, body: Vec<u8>| {
+        who.post(url(query))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+    };
+
+    // A developer sees the plan of python-hello, before any component exists.
+    let (status, plan) = status_and_json(
+        preview(&w.dev, "", pack("python-hello"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["language"], "python", "{plan}");
+    assert_eq!(plan["run_command"], "python3 app.py", "{plan}");
+    assert_eq!(plan["runnable"], true, "{plan}");
+
+    // The run command of the form overrides what is detected.
+    let (status, plan) = status_and_json(
+        preview(
+            &w.dev,
+            "?run_command=python3%20app.py%20--port%20%24PORT",
+            pack("python-hello"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["run_command"], "python3 app.py --port $PORT", "{plan}");
+    let (status, plan) = status_and_json(
+        preview(&w.dev, "", pack("node-hello"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["language"], "node", "{plan}");
+
+    // Who may not detect may not preview either, with the same answers:
+    // the viewer is refused, the outsider does not see the team at all.
+    let git =
+        json!({"source": {"kind": "git", "url": "https://example.com/x.git", "reference": "main"}});
+    for (who, expected) in [
+        (&w.vic, StatusCode::FORBIDDEN),
+        (&otto, StatusCode::NOT_FOUND),
+        (&client(), StatusCode::UNAUTHORIZED),
+    ] {
+        let archive = preview(who, "", pack("python-hello"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let detect = who
+            .post(w.c.url("/api/v1/teams/acme/datacenters/local/detect"))
+            .json(&git)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(archive, expected);
+        assert_eq!(archive, detect);
+    }
+
+    // Bad archives are the user's to fix: 422 with the reason.
+    let (status, body) = status_and_json(preview(&w.dev, "", vec![]).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("empty"),
+        "{body}"
+    );
+    let (status, body) = status_and_json(
+        preview(&w.dev, "", b"not an archive".to_vec())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a .tar.gz or .zip"),
+        "{body}"
+    );
+    // The datacenter must be one the team may use, as for `detect`.
+    let (status, body) = status_and_json(
+        w.dev
+            .post(w.c.url("/api/v1/teams/acme/datacenters/nowhere/detect/archive"))
+            .header("content-type", "application/octet-stream")
+            .body(pack("python-hello"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // It takes what an upload takes (2 MiB passes the 1 MiB of other
+    // routes), and no more: 413 with a JSON error.
+    let (status, body) = status_and_json(
+        preview(&w.dev, "", vec![7u8; 2 * 1024 * 1024])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) =
+        status_and_json(send_oversized(|| preview(&w.dev, "", vec![0u8; 101 * 1024 * 1024])).await)
+            .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"], "too_large", "{body}");
+
+    // A preview creates nothing: no component, no audit record of an upload.
+    let (_, app) = status_and_json(
+        w.admin
+            .get(w.c.url("/api/v1/teams/acme/apps/shop"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(app["components"], json!([]), "{app}");
 }
 
 /// Sends a request whose body is over a limit. The console may answer and

@@ -338,6 +338,14 @@ fn cases() -> Vec<Case> {
             Some(json!({"source": {"kind": "image", "image": "nginx:1"}})),
             [401, 200, 200, 200, 200, 403, 404],
         ),
+        // The preview of an upload: who may detect; a README alone is served as a static site.
+        Case {
+            method: M::POST,
+            route: "/api/v1/teams/{team}/datacenters/{datacenter}/detect/archive?language=static",
+            body: None,
+            raw: Some(archive),
+            expect: [401, 200, 200, 200, 200, 403, 404],
+        },
         // The gateway: every member reads; developers and up change routes;
         // certificates (private keys) need a team admin.
         c(
@@ -498,6 +506,13 @@ fn build_cases() -> Vec<Case> {
             json!({"source": {"kind": "image", "image": "nginx:1"}}),
             [401, 422, 422, 422, 422, 403, 404],
         ),
+        Case {
+            method: M::POST,
+            route: "/api/v1/teams/{team}/datacenters/nowhere/detect/archive?language=static",
+            body: None,
+            raw: Some(archive),
+            expect: [401, 422, 422, 422, 422, 403, 404],
+        },
     ]
 }
 

@@ -3,7 +3,9 @@ use crate::api::{get_app_detail, team_events, CreateComponent, DetectPlan, Opera
 use crate::components::{
     action_result, format_time, use_refresh, EmptyState, ErrorBox, Loading, PlanView,
 };
+use crate::error::AppError;
 use crate::model::{AppDetail, PlacedComponent, PlacedEvent};
+use datacenter::api::DetectedPlan;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -109,7 +111,9 @@ fn AppView(d: AppDetail, act: ServerAction<OperateComponent>) -> impl IntoView {
 
 /// The form that adds a component: where its code comes from (a git
 /// repository, an uploaded archive or an image), with a preview of what the
-/// builder will do, and an archive that is uploaded right after creation.
+/// builder will do (for an upload, of the archive chosen here, sent to the
+/// datacenter to be unpacked and detected), and an archive that is uploaded
+/// right after creation.
 #[component]
 fn AddComponent(
     team: String,
@@ -126,15 +130,25 @@ fn AddComponent(
     let archive = NodeRef::<leptos::html::Input>::new();
     let upload = RwSignal::new(UploadState::Idle);
     let detect = ServerAction::<DetectPlan>::new();
-    let upload_note = RwSignal::new(false);
+    let preview = RwSignal::new(Preview::Nothing);
+    // Numbers the archive previews, so only the last one asked is shown.
+    let asked = StoredValue::new(0u64);
     let detect_now = {
         let team = team.clone();
         move |_| {
+            asked.update_value(|n| *n += 1);
             if kind.get_untracked() == "upload" {
-                upload_note.set(true);
+                preview_archive(
+                    &team,
+                    &datacenter.get_untracked(),
+                    &run_command.get_untracked(),
+                    archive,
+                    preview,
+                    asked,
+                );
                 return;
             }
-            upload_note.set(false);
+            preview.set(Preview::Git);
             detect.dispatch(DetectPlan {
                 team: team.clone(),
                 datacenter: datacenter.get_untracked(),
@@ -143,6 +157,12 @@ fn AddComponent(
                 reference: Some(reference.get_untracked()),
                 run_command: Some(run_command.get_untracked()),
             });
+        }
+    };
+    // A note asking for an archive goes once one is chosen.
+    let archive_chosen = move |_| {
+        if preview.get_untracked() == Preview::NoArchive {
+            preview.set(Preview::Nothing);
         }
     };
     // Once the component exists, send the chosen archive; its build follows.
@@ -168,7 +188,7 @@ fn AddComponent(
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (&app, archive);
+    let _ = &app;
     view! {
         <section class="card form-card add-component">
             <h2>"Add a component"</h2>
@@ -194,19 +214,23 @@ fn AddComponent(
                 <label>"Run command" <input name="run_command" placeholder="python3 -m http.server $PORT" on:input=move |ev| run_command.set(event_target_value(&ev))/></label>
                 <label>"Port" <input name="port" inputmode="numeric" size="6" placeholder="8080"/></label>
                 <label>"Replicas" <input name="replicas" inputmode="numeric" size="4" value="1"/></label>
-                <label class="archive">"Archive to upload (.tar.gz or .zip)" <input type="file" node_ref=archive accept=".tar.gz,.tgz,.zip,application/gzip,application/x-gzip,application/zip"/></label>
+                <label class="archive">"Archive to upload (.tar.gz or .zip)" <input type="file" node_ref=archive on:change=archive_chosen accept=".tar.gz,.tgz,.zip,application/gzip,application/x-gzip,application/zip"/></label>
                 <button type="button" on:click=detect_now title="Ask the datacenter's builder what it would do with this source">"Detect"</button>
                 <button type="submit" class="primary">"Add component"</button>
             </ActionForm>
-            <p class="hint">"For a git source, Detect shows how it will be built and run before anything is created. An archive chosen here is uploaded and built right after the component is created."</p>
-            {move || upload_note.get().then(|| view! {
-                <p class="hint">"An upload is detected when it is built: add the component with its archive, and the build log shows the plan."</p>
-            })}
-            {move || detect.pending().get().then(|| view! { <p class="muted">"Asking the builder…"</p> })}
-            {move || match detect.value().get() {
-                Some(Ok(plan)) if !upload_note.get() => view! { <PlanView plan/> }.into_any(),
-                Some(Err(e)) if !upload_note.get() => view! { <ErrorBox error=e/> }.into_any(),
-                _ => ().into_any(),
+            <p class="hint">"Detect shows how the source will be built and run before anything is created: a git source is fetched by the datacenter, an upload is previewed from the archive chosen here (the run command overrides what is detected). That archive is uploaded and built right after the component is created."</p>
+            {move || match preview.get() {
+                Preview::Nothing => ().into_any(),
+                Preview::NoArchive => view! { <p class="hint" role="status">"Choose an archive to see how it will be built."</p> }.into_any(),
+                Preview::Archive(None) => view! { <p class="muted">"Asking the builder…"</p> }.into_any(),
+                Preview::Archive(Some(Ok(plan))) => view! { <PlanView plan/> }.into_any(),
+                Preview::Archive(Some(Err(e))) => view! { <ErrorBox error=e/> }.into_any(),
+                Preview::Git if detect.pending().get() => view! { <p class="muted">"Asking the builder…"</p> }.into_any(),
+                Preview::Git => match detect.value().get() {
+                    Some(Ok(plan)) => view! { <PlanView plan/> }.into_any(),
+                    Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                    None => ().into_any(),
+                },
             }}
             {action_result(move || create.value().get(), "Component created: see its event below.")}
             {move || match upload.get() {
@@ -216,6 +240,84 @@ fn AddComponent(
             }}
         </section>
     }
+}
+
+/// What the create form shows under it after Detect.
+#[derive(Debug, Clone, PartialEq)]
+enum Preview {
+    Nothing,
+    /// The git (or image) source's plan: the `DetectPlan` action's answer.
+    Git,
+    /// Detect for an upload with no archive chosen.
+    NoArchive,
+    /// The chosen archive's plan, or `None` while the builder works on it.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    Archive(Option<Result<DetectedPlan, AppError>>),
+}
+
+/// Sends the archive chosen in `input` to the console's preview route, with
+/// the run command as an override, and shows the answer in `preview` unless
+/// a later Detect (a newer `asked`) has been pressed since.
+#[cfg(feature = "hydrate")]
+fn preview_archive(
+    team: &str,
+    datacenter: &str,
+    run_command: &str,
+    input: NodeRef<leptos::html::Input>,
+    preview: RwSignal<Preview>,
+    asked: StoredValue<u64>,
+) {
+    use super::upload::{query_value, send_file, MAX_UPLOAD};
+    let file = input
+        .get_untracked()
+        .and_then(|i| i.files())
+        .and_then(|f| f.get(0));
+    let Some(file) = file else {
+        preview.set(Preview::NoArchive);
+        return;
+    };
+    if file.size() > MAX_UPLOAD {
+        preview.set(Preview::Archive(Some(Err(AppError::new(
+            "invalid",
+            format!(
+                "{} is {:.0} MiB; the most is 100 MiB.",
+                file.name(),
+                file.size() / 1024.0 / 1024.0
+            ),
+        )))));
+        return;
+    }
+    let mut url = format!(
+        "/api/v1/teams/{}/datacenters/{}/detect/archive",
+        query_value(team),
+        query_value(datacenter)
+    );
+    let run_command = run_command.trim();
+    if !run_command.is_empty() {
+        url.push_str("?run_command=");
+        url.push_str(&query_value(run_command));
+    }
+    let mine = asked.get_value();
+    preview.set(Preview::Archive(None));
+    leptos::task::spawn_local(async move {
+        let answer = send_file::<DetectedPlan>("POST", &url, &file).await;
+        if asked.get_value() == mine {
+            preview.set(Preview::Archive(Some(answer)));
+        }
+    });
+}
+
+/// Without the browser there is no file to send.
+#[cfg(not(feature = "hydrate"))]
+fn preview_archive(
+    _team: &str,
+    _datacenter: &str,
+    _run_command: &str,
+    _input: NodeRef<leptos::html::Input>,
+    preview: RwSignal<Preview>,
+    _asked: StoredValue<u64>,
+) {
+    preview.set(Preview::NoArchive);
 }
 
 #[component]

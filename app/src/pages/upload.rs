@@ -1,6 +1,8 @@
 //! Sending a component's source from the browser: the file goes straight to
 //! the REST route (`PUT …/components/{name}/source`, up to 100 MiB) with
 //! `fetch`, and the page moves on to the build event, whose log streams live.
+//! The create form sends a chosen archive the same way to its preview
+//! (`POST …/datacenters/{datacenter}/detect/archive`).
 
 use leptos::prelude::*;
 
@@ -75,7 +77,8 @@ pub fn start_upload(
     }
     state.set(UploadState::Sending);
     leptos::task::spawn_local(async move {
-        match put_file(&url, &file).await {
+        // The answer is the build's event.
+        match send_file::<crate::model::EventRef>("PUT", &url, &file).await {
             Ok(ev) => {
                 state.set(UploadState::Idle);
                 navigate(
@@ -83,24 +86,34 @@ pub fn start_upload(
                     Default::default(),
                 );
             }
-            Err(message) => state.set(UploadState::Failed(message)),
+            Err(e) => state.set(UploadState::Failed(e.message)),
         }
     });
 }
 
-/// `PUT`s a file with the page's session cookie; the answer is the build's
-/// event, or the console's JSON error.
+/// Sends a file as the raw body of a `method` request to a console route,
+/// with the page's session cookie, and reads the JSON answer: `T`, or the
+/// console's JSON error (`request` when the console could not be reached or
+/// answered something else).
 #[cfg(feature = "hydrate")]
-pub async fn put_file(url: &str, file: &web_sys::File) -> Result<crate::model::EventRef, String> {
+pub async fn send_file<T: serde::de::DeserializeOwned>(
+    method: &str,
+    url: &str,
+    file: &web_sys::File,
+) -> Result<T, crate::error::AppError> {
+    use crate::error::AppError;
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
     let failed = |e: wasm_bindgen::JsValue| {
-        e.as_string()
-            .unwrap_or_else(|| "The upload could not be sent.".into())
+        AppError::new(
+            "request",
+            e.as_string()
+                .unwrap_or_else(|| "The archive could not be sent.".into()),
+        )
     };
-    let window = web_sys::window().ok_or("no window")?;
+    let window = web_sys::window().ok_or_else(|| AppError::new("request", "no window"))?;
     let init = web_sys::RequestInit::new();
-    init.set_method("PUT");
+    init.set_method(method);
     init.set_credentials(web_sys::RequestCredentials::SameOrigin);
     let headers = web_sys::Headers::new().map_err(failed)?;
     headers
@@ -110,7 +123,12 @@ pub async fn put_file(url: &str, file: &web_sys::File) -> Result<crate::model::E
     init.set_body(file);
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|_| "The upload broke off: the console could not be reached.".to_string())?
+        .map_err(|_| {
+            AppError::new(
+                "request",
+                "The upload broke off: the console could not be reached.",
+            )
+        })?
         .dyn_into()
         .map_err(failed)?;
     let text = JsFuture::from(resp.text().map_err(failed)?)
@@ -119,10 +137,42 @@ pub async fn put_file(url: &str, file: &web_sys::File) -> Result<crate::model::E
         .as_string()
         .unwrap_or_default();
     if resp.ok() {
-        serde_json::from_str::<crate::model::EventRef>(&text).map_err(|e| e.to_string())
+        serde_json::from_str::<T>(&text).map_err(|e| AppError::new("request", e.to_string()))
     } else {
-        Err(serde_json::from_str::<crate::error::AppError>(&text)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| format!("The console answered {}.", resp.status())))
+        Err(serde_json::from_str::<AppError>(&text).unwrap_or_else(|_| {
+            AppError::new(
+                "request",
+                format!("The console answered {}.", resp.status()),
+            )
+        }))
+    }
+}
+
+/// `s` as one value of a URL query (percent-encoded UTF-8, space as `%20`).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_value;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(query_value("python3 app.py"), "python3%20app.py");
+        assert_eq!(
+            query_value("a&b=c?d#e/$PORT+é"),
+            "a%26b%3Dc%3Fd%23e%2F%24PORT%2B%C3%A9"
+        );
+        assert_eq!(query_value("plain-name_1.0~x"), "plain-name_1.0~x");
     }
 }

@@ -62,9 +62,11 @@ impl utoipa::Modify for BearerAuth {
 }
 
 pub fn router(dc: Arc<Datacenter>) -> Router {
-    // Source archives are the one large body; every other route keeps the small limit.
+    // Source archives (an upload, or one to preview) are the one large body;
+    // every other route keeps the small limit.
     let uploads = OpenApiRouter::new()
         .routes(routes!(upload_source))
+        .routes(routes!(detect_archive))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::builder::MAX_UPLOAD_BYTES,
         ))
@@ -428,4 +430,20 @@ async fn deliver_webhook(
     responses((status = 200, body = DetectedPlan), (status = 422, body = ApiError)))]
 async fn detect(State(dc): Dc, Body(req): Body<DetectRequest>) -> Result<Json<DetectedPlan>> {
     Ok(Json(dc.detect(req).await?))
+}
+
+/// What the builder would do with a source archive (a tar.gz or zip, at most
+/// 100 MiB), before any component or build exists: it is unpacked with the
+/// upload checks into a scratch directory, detected like a build would, and
+/// removed again. The query takes the build settings' overrides.
+#[utoipa::path(post, path = "/v1/detect/archive", params(BuildSettings),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "tar.gz or zip archive"),
+    responses((status = 200, body = DetectedPlan), (status = 401, body = ApiError), (status = 413, body = ApiError),
+              (status = 422, body = ApiError, description = "Not an archive, an unsafe one, or nothing the builder knows how to run")))]
+async fn detect_archive(
+    State(dc): Dc,
+    Query(build): Query<BuildSettings>,
+    body: axum::body::Bytes,
+) -> Result<Json<DetectedPlan>> {
+    Ok(Json(dc.detect_archive(body, &build).await?))
 }

@@ -158,7 +158,10 @@ fn one() -> u32 {
     1
 }
 
-#[cfg_attr(feature = "service", derive(utoipa::ToSchema))]
+/// Overrides of what the builder detects; also the query parameters of the
+/// archive previews (`POST /v1/detect/archive` and the console's route).
+#[cfg_attr(feature = "service", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "service", into_params(parameter_in = Query))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct BuildSettings {
     /// Overrides language detection, e.g. `node`, `python`, `static`.

@@ -18,7 +18,8 @@
 //! When every entry sits under one top-level directory (GitHub's
 //! "Download ZIP", `git archive --prefix`), that directory is stripped.
 //! The same walk without a destination ([`inspect`]) validates an upload when
-//! it is stored, so a bad archive is refused at once rather than at build time.
+//! it is stored, so a bad archive is refused at once rather than at build time;
+//! [`extract`] unpacks one held in memory (a detection preview).
 
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
@@ -103,6 +104,17 @@ pub fn extract_file(archive: &Path, dest: &Path, limits: Limits) -> Result<Summa
         Some(Format::TarGz) => walk_tar_gz(io::BufReader::new(file), Some(dest), limits),
         Some(Format::Zip) => walk_zip(io::BufReader::new(file), Some(dest), limits),
         None => Err(not_an_archive()),
+    }
+}
+
+/// Extracts an archive held in memory into `dest` (created if missing,
+/// expected empty), with the same checks as [`extract_file`].
+pub fn extract(bytes: &[u8], dest: &Path, limits: Limits) -> Result<Summary> {
+    let format = Format::sniff(bytes).ok_or_else(not_an_archive)?;
+    fs::create_dir_all(dest).map_err(Error::internal)?;
+    match format {
+        Format::TarGz => walk_tar_gz(bytes, Some(dest), limits),
+        Format::Zip => walk_zip(io::Cursor::new(bytes), Some(dest), limits),
     }
 }
 
@@ -715,6 +727,29 @@ mod tests {
         let (tmp, r) = extract_bytes(&bytes, Limits::default());
         assert_eq!(r.unwrap().stripped, None);
         assert!(tmp.path().join("out/index.html").is_file());
+    }
+
+    #[test]
+    fn extracts_from_memory_with_the_same_checks() {
+        for bytes in [
+            tar_gz(&[E::Dir("r/"), E::File("r/app.py", b"print()")]),
+            zip_of(&[E::Dir("r/"), E::File("r/app.py", b"print()")]),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let out = tmp.path().join("out");
+            let s = extract(&bytes, &out, Limits::default()).unwrap();
+            assert_eq!(s.stripped.as_deref(), Some("r"));
+            assert_eq!(fs::read_to_string(out.join("app.py")).unwrap(), "print()");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("a/out");
+        let evil = tar_gz(&[E::File("ok.txt", b"x"), E::File("../evil.txt", b"x")]);
+        assert_invalid(extract(&evil, &out, Limits::default()), "path traversal");
+        assert!(!tmp.path().join("a/evil.txt").exists());
+        assert_invalid(
+            extract(b"plain text", &out, Limits::default()),
+            "not a .tar.gz or .zip",
+        );
     }
 
     #[test]

@@ -156,6 +156,43 @@ impl Builder {
             })?
     }
 
+    /// Says what a build would do with an archive (tar.gz or zip) that is
+    /// not stored anywhere: it is unpacked with the upload checks into a
+    /// scratch directory under `<root>/work`, detected there with this
+    /// builder's runtime kind, and the directory is removed before the
+    /// answer, whatever it is. The blocking task owns the directory, so a
+    /// caller that goes away mid-way still leaves nothing behind.
+    pub async fn detect_archive(
+        &self,
+        archive: bytes::Bytes,
+        overrides: &BuildSettings,
+    ) -> Result<DetectedPlan> {
+        if archive.len() > MAX_UPLOAD_BYTES {
+            return Err(Error::Invalid(vec![format!(
+                "the archive is {}; the limit is {}",
+                source::human_bytes(archive.len() as u64),
+                source::human_bytes(MAX_UPLOAD_BYTES as u64)
+            )]));
+        }
+        if archive::Format::sniff(&archive).is_none() {
+            return Err(archive::not_an_archive());
+        }
+        let work = WorkDir::create(&self.config.root.join("work"))?;
+        let overrides = overrides.clone();
+        let runtime_kind = self.config.runtime_kind.clone();
+        let static_server = self.config.static_server.clone();
+        tokio::task::spawn_blocking(move || {
+            let src = work.path().join("src");
+            let plan = archive::extract(&archive, &src, archive::Limits::default())
+                .and_then(|_| source::remove_git_dir(&src))
+                .and_then(|_| detect::detect(&src, &overrides, &runtime_kind, &static_server));
+            work.remove_now();
+            plan
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
     /// Fetch → detect → steps → artifact, every line into `log`.
     pub async fn build(
         &self,
@@ -689,11 +726,24 @@ impl WorkDir {
     fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Removes it now, on this thread (for callers already off the runtime).
+    fn remove_now(mut self) {
+        let dir = std::mem::take(&mut self.0);
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, dir = %dir.display(), "could not remove a scratch directory");
+            }
+        }
+    }
 }
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
         let dir = std::mem::take(&mut self.0);
+        if dir.as_os_str().is_empty() {
+            return;
+        }
         let remove = move || {
             let _ = fs::remove_dir_all(&dir);
         };

@@ -11,7 +11,8 @@ use app::model::TokenScope;
 use app::model::{ComponentRights, EventRef, WebhookEndpoint};
 use axum::body::Bytes;
 use datacenter::api::{
-    DetectRequest, DetectedPlan, LogPage, LogQuery, ReplicaInfo, Version, WebhookOutcome,
+    BuildSettings, DetectRequest, DetectedPlan, LogPage, LogQuery, ReplicaInfo, Version,
+    WebhookOutcome,
 };
 use datacenter::client::ClientError;
 use http::HeaderMap;
@@ -271,11 +272,46 @@ impl ConsoleService {
         datacenter: &str,
         req: DetectRequest,
     ) -> Result<DetectedPlan> {
+        let client = self.detector(actor, team, datacenter).await?;
+        Ok(client.detect(&req).await?)
+    }
+
+    /// What the datacenter's builder would do with a source archive, before
+    /// the component exists (the create form's preview of an upload), with
+    /// `build`'s overrides. Authorised exactly like [`Self::detect`], and
+    /// `archive` is read only once the caller is, like an upload. Nothing is
+    /// stored, so nothing is audited.
+    pub async fn detect_archive(
+        &self,
+        actor: &Actor,
+        team: &str,
+        datacenter: &str,
+        build: BuildSettings,
+        archive: impl std::future::Future<Output = Result<Bytes>>,
+    ) -> Result<DetectedPlan> {
+        let client = self.detector(actor, team, datacenter).await?;
+        let archive = archive.await?;
+        if archive.is_empty() {
+            return Err(Error::Invalid(
+                "The archive is empty: send a tar.gz or zip archive.".into(),
+            ));
+        }
+        Ok(client.detect_archive(&build, archive).await?)
+    }
+
+    /// The builder of `datacenter`, for an actor who may create components
+    /// in `team` and a team that may use that datacenter.
+    async fn detector(
+        &self,
+        actor: &Actor,
+        team: &str,
+        datacenter: &str,
+    ) -> Result<datacenter::client::DatacenterClient> {
         let t = self.find_team(team).await?;
         self.authorize(actor, Action::OperateComponents, Some(&t))
             .await?;
         self.team_may_use(t.id, datacenter).await?;
-        Ok(self.client(datacenter).await?.detect(&req).await?)
+        self.client(datacenter).await
     }
 
     /// What `actor` may do to the components of `team`.

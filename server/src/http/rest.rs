@@ -14,9 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use datacenter::api::{
-    Certificate, CertificateUpload, DetectRequest, DetectedPlan, GatewayInfo, HttpRoute,
-    HttpRouteSpec, LogPage, LogQuery, ReplicaInfo, RouteStats, TcpRoute, TcpRouteSpec, Version,
-    WebhookOutcome,
+    BuildSettings, Certificate, CertificateUpload, DetectRequest, DetectedPlan, GatewayInfo,
+    HttpRoute, HttpRouteSpec, LogPage, LogQuery, ReplicaInfo, RouteStats, TcpRoute, TcpRouteSpec,
+    Version, WebhookOutcome,
 };
 use futures_util::StreamExt;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -124,7 +124,8 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The REST API. Every route takes bodies of at most [`super::MAX_BODY`],
-/// except the source upload, which takes archives of up to [`MAX_UPLOAD`].
+/// except the source upload and its preview, which take archives of up to
+/// [`MAX_UPLOAD`].
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
@@ -169,8 +170,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_certificate))
         .routes(routes!(get_route_stats))
         .layer(RequestBodyLimitLayer::new(super::MAX_BODY))
-        // Added after the layer above, so only the handler's own bound applies.
+        // Added after the layer above, so only the handlers' own bound applies.
         .routes(routes!(upload_source))
+        .routes(routes!(detect_archive))
 }
 
 /// Ready when the console store answers.
@@ -783,37 +785,75 @@ async fn upload_source(
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let hint = content_length(&headers);
-    if hint.is_some_and(|n| n > MAX_UPLOAD) {
-        discard_rest(body.into_data_stream(), MAX_UPLOAD);
-        return too_large(MAX_UPLOAD);
-    }
-    // Bounds the memory all uploads together may hold.
-    let Ok(Ok(_slot)) =
-        tokio::time::timeout(std::time::Duration::from_secs(30), UPLOADS.acquire()).await
-    else {
-        return Error::RateLimited { retry_after: 10 }.into_response();
+    let (archive, body) = match ArchiveBody::accept(&headers, body).await {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused,
     };
-    let over = std::sync::atomic::AtomicBool::new(false);
-    let archive = async {
-        read_limited(body, MAX_UPLOAD, hint)
+    let result = state
+        .console
+        .upload_source(&actor, &team, &app, &name, archive.read(body))
+        .await;
+    archive.answer(result.map(|ev| (StatusCode::ACCEPTED, Json(ev))))
+}
+
+/// The body of a route that takes a source archive (an upload, or one to
+/// preview): at most [`MAX_UPLOAD`], refused at once when its declared
+/// length says more, read only when the console service asks for it (once
+/// it has authorised the caller), and holding one of [`UPLOAD_SLOTS`] while
+/// the request lasts, which bounds the memory all of them may take.
+struct ArchiveBody {
+    hint: Option<usize>,
+    over: std::sync::atomic::AtomicBool,
+    _slot: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl ArchiveBody {
+    /// The archive and its still unread body, or the answer that refuses
+    /// it: `413` for a declared length over the limit (what is sent anyway
+    /// is thrown away), `429` when no slot frees up within 30 s.
+    async fn accept(
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> Result<(ArchiveBody, axum::body::Body), Response> {
+        let hint = content_length(headers);
+        if hint.is_some_and(|n| n > MAX_UPLOAD) {
+            discard_rest(body.into_data_stream(), MAX_UPLOAD);
+            return Err(too_large(MAX_UPLOAD));
+        }
+        let Ok(Ok(slot)) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), UPLOADS.acquire()).await
+        else {
+            return Err(Error::RateLimited { retry_after: 10 }.into_response());
+        };
+        let archive = ArchiveBody {
+            hint,
+            over: Default::default(),
+            _slot: slot,
+        };
+        Ok((archive, body))
+    }
+
+    /// Reads `body`, for the console service to await.
+    async fn read(&self, body: axum::body::Body) -> ApiResult<axum::body::Bytes> {
+        read_limited(body, MAX_UPLOAD, self.hint)
             .await
             .map_err(|e| match e {
                 ReadError::TooLarge => {
-                    over.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.over.store(true, std::sync::atomic::Ordering::Relaxed);
                     Error::Invalid("The archive is larger than 100 MiB.".into())
                 }
                 ReadError::Broken(why) => Error::Invalid(format!("The upload broke off: {why}")),
             })
-    };
-    match state
-        .console
-        .upload_source(&actor, &team, &app, &name, archive)
-        .await
-    {
-        Ok(ev) => (StatusCode::ACCEPTED, Json(ev)).into_response(),
-        Err(_) if over.load(std::sync::atomic::Ordering::Relaxed) => too_large(MAX_UPLOAD),
-        Err(e) => e.into_response(),
+    }
+
+    /// The answer to the request: `413` when the body passed the limit
+    /// while it was read, whatever the service made of that.
+    fn answer(&self, result: ApiResult<impl IntoResponse>) -> Response {
+        match result {
+            Ok(ok) => ok.into_response(),
+            Err(_) if self.over.load(std::sync::atomic::Ordering::Relaxed) => too_large(MAX_UPLOAD),
+            Err(e) => e.into_response(),
+        }
     }
 }
 
@@ -934,6 +974,40 @@ async fn detect(
     Body(req): Body<DetectRequest>,
 ) -> ApiResult<Json<DetectedPlan>> {
     Ok(Json(state.console.detect(&actor, &team, &dc, req).await?))
+}
+
+/// The preview of an upload: what the builder would do with this archive,
+/// before the component exists. Authorised like `detect`, bounded like the
+/// source upload; the datacenter unpacks it into a scratch folder, detects,
+/// and keeps nothing.
+#[utoipa::path(post, path = "/api/v1/teams/{team}/datacenters/{datacenter}/detect/archive", tag = "builds",
+    params(("team" = String, Path), ("datacenter" = String, Path), BuildSettings),
+    request_body(content = RawBody, content_type = "application/octet-stream", description = "The source as a tar.gz or zip archive, at most 100 MiB"),
+    responses((status = 200, body = DetectedPlan, description = "What the builder would do with the archive"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody, description = "Larger than 100 MiB"),
+              (status = 422, body = ErrorBody, description = "Empty, not an archive the builder can read, an unsafe one, or nothing it knows how to run"),
+              (status = 429, body = ErrorBody, description = "Too many uploads at once; see Retry-After")))]
+async fn detect_archive(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((team, dc)): Path<(String, String)>,
+    query: Result<Query<BuildSettings>, QueryRejection>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let build = match query {
+        Ok(Query(build)) => build,
+        Err(e) => return Error::from(e).into_response(),
+    };
+    let (archive, body) = match ArchiveBody::accept(&headers, body).await {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused,
+    };
+    let result = state
+        .console
+        .detect_archive(&actor, &team, &dc, build, archive.read(body))
+        .await;
+    archive.answer(result.map(Json))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/datacenters/{datacenter}/gateway", tag = "gateway",
