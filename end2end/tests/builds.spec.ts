@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ADMIN_PASSWORD } from "../playwright.config";
+import { loginAsAdmin, browserErrors } from "./support";
 
 // A local git repository (branch main) holding the python-hello sample.
 function sampleRepo(): string {
@@ -14,15 +14,6 @@ function sampleRepo(): string {
   git("add", "-A");
   git("-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-q", "-m", "sample");
   return `file://${dir}`;
-}
-
-async function login(page: Page) {
-  await page.goto("/login");
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByRole("heading", { name: "Welcome, admin" })).toBeVisible();
-  await page.waitForLoadState("networkidle");
 }
 
 /// Clicks an action on the component page and follows its event to the end.
@@ -36,11 +27,9 @@ async function runAction(page: Page, label: string, scope = page.locator("sectio
 
 test("a sample deploys from a git URL, its build streams live, it runs, opens and rolls back", async ({ page }) => {
   test.setTimeout(180_000);
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
+  const errors = browserErrors(page);
   const repo = sampleRepo();
-  await login(page);
+  await loginAsAdmin(page);
 
   // A team that may use the embedded datacenter, with an app.
   for (const [url, body] of [
@@ -120,13 +109,11 @@ test("a sample deploys from a git URL, its build streams live, it runs, opens an
 });
 
 test("an uploaded archive is previewed before the component exists, and the run command overrides it", async ({ page }) => {
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
+  const errors = browserErrors(page);
   // examples/python-hello packed the way a user would.
   const archive = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "cloudport-e2e-archive-")), "python-hello.tar.gz");
   execFileSync("tar", ["-czf", archive, "-C", path.resolve(__dirname, "../../examples/python-hello"), "."]);
-  await login(page);
+  await loginAsAdmin(page);
   for (const [url, body] of [
     ["/api/v1/teams", { name: "preview" }],
     ["/api/v1/teams/preview/datacenters", { datacenter: "local" }],

@@ -1,5 +1,6 @@
 import { test, expect, Page, ConsoleMessage } from "@playwright/test";
 import { ADMIN_PASSWORD } from "../playwright.config";
+import { hydrated } from "./support";
 
 const VIEWER_PASSWORD = "viewer-password-1";
 
@@ -18,14 +19,6 @@ async function login(page: Page, username: string, password: string) {
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
-}
-
-async function hydrated(page: Page) {
-  // The bundle marks nothing itself; wait until the WASM module has loaded.
-  await page.waitForFunction(() =>
-    performance.getEntriesByType("resource").some((e) => e.name.endsWith(".wasm")),
-  );
-  await page.waitForLoadState("networkidle");
 }
 
 test.describe.serial("console", () => {

@@ -1,21 +1,10 @@
 import { test, expect, Page } from "@playwright/test";
-import { ADMIN_PASSWORD, DATACENTER_URL, DATACENTER_TOKEN } from "../playwright.config";
-
-async function login(page: Page) {
-  await page.goto("/login");
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByRole("heading", { name: "Welcome, admin" })).toBeVisible();
-  await page.waitForLoadState("networkidle");
-}
+import { DATACENTER_URL, DATACENTER_TOKEN } from "../playwright.config";
+import { loginAsAdmin, browserErrors } from "./support";
 
 test("admin adds a datacenter; a team opens it, creates an app and a component, and watches its events", async ({ page }) => {
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  // The browser logs every refused request; refusals (4xx) are expected here, server errors are not.
-  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
-  await login(page);
+  const errors = browserErrors(page);
+  await loginAsAdmin(page);
 
   // The embedded datacenter is there and online.
   await page.getByRole("link", { name: "Datacenters" }).click();

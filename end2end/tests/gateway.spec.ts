@@ -3,24 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ADMIN_PASSWORD } from "../playwright.config";
-
-async function login(page: Page) {
-  await page.goto("/login");
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByRole("heading", { name: "Welcome, admin" })).toBeVisible();
-  await page.waitForLoadState("networkidle");
-}
-
-/// Waits until the WASM bundle has loaded, so forms submit without a page load.
-async function hydrated(page: Page) {
-  await page.waitForFunction(() =>
-    performance.getEntriesByType("resource").some((e) => e.name.endsWith(".wasm")),
-  );
-  await page.waitForLoadState("networkidle");
-}
+import { loginAsAdmin, hydrated, browserErrors } from "./support";
 
 /// A self-signed certificate and key for `domain`, valid for 90 days.
 function selfSigned(domain: string): { cert: string; key: string } {
@@ -42,11 +25,8 @@ function selfSigned(domain: string): { cert: string; key: string } {
 
 test("a team routes a domain and a TCP port to its component and uploads a certificate", async ({ page }) => {
   test.setTimeout(90_000);
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  // Refused submissions (4xx) are part of the test; server errors are not.
-  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
-  await login(page);
+  const errors = browserErrors(page);
+  await loginAsAdmin(page);
 
   // A team in the embedded datacenter with one component that has an outer HTTP port.
   for (const [url, body] of [

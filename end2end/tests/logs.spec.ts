@@ -1,14 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { ADMIN_PASSWORD } from "../playwright.config";
-
-async function login(page: Page) {
-  await page.goto("/login");
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByRole("heading", { name: "Welcome, admin" })).toBeVisible();
-  await page.waitForLoadState("networkidle");
-}
+import { loginAsAdmin, browserErrors } from "./support";
 
 /// How long the page takes to paint the next frame: a frozen main thread
 /// shows here first.
@@ -27,10 +18,8 @@ const CHATTY = `python3 -c "import itertools; [print('chatty line', i) for i in 
 
 test("a very chatty app's live log stays responsive, pauses, filters and says what it let go", async ({ page }) => {
   test.setTimeout(120_000);
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && !/status of 4\d\d/.test(m.text()) && errors.push(m.text()));
-  await login(page);
+  const errors = browserErrors(page);
+  await loginAsAdmin(page);
 
   const component = "/api/v1/teams/noisy/apps/spam/components/talker";
   for (const [url, body] of [

@@ -11,7 +11,8 @@
 
 use app::model::{Datacenter, EventRef, NewApp, NewTeam, OpenDatacenter, PlacedComponent};
 use datacenter::api::{
-    ComponentStatus, EventStatus, EventWithLines, Level, LogLine, Source, StreamMessage,
+    percent_encode, ComponentStatus, EventStatus, EventWithLines, Level, LogLine, Source,
+    StreamMessage,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
@@ -161,19 +162,6 @@ pub struct ConsoleClient {
     http: reqwest::Client,
     base: String,
     token: String,
-}
-
-/// Percent-encodes one path segment.
-fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// An error and its causes on one line (reqwest hides the useful part in `source`).
@@ -345,18 +333,18 @@ impl ConsoleClient {
     // Typed calls.
 
     pub fn team_path(team: &str) -> String {
-        format!("/api/v1/teams/{}", seg(team))
+        format!("/api/v1/teams/{}", percent_encode(team))
     }
 
     pub fn app_path(team: &str, app: &str) -> String {
-        format!("{}/apps/{}", Self::team_path(team), seg(app))
+        format!("{}/apps/{}", Self::team_path(team), percent_encode(app))
     }
 
     pub fn component_path(team: &str, app: &str, component: &str) -> String {
         format!(
             "{}/components/{}",
             Self::app_path(team, app),
-            seg(component)
+            percent_encode(component)
         )
     }
 
@@ -486,8 +474,8 @@ impl ConsoleClient {
         self.get(&format!(
             "{}/events/{}/{}",
             Self::team_path(team),
-            seg(datacenter),
-            seg(id)
+            percent_encode(datacenter),
+            percent_encode(id)
         ))
         .await
     }

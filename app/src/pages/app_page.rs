@@ -267,7 +267,8 @@ fn preview_archive(
     preview: RwSignal<Preview>,
     asked: StoredValue<u64>,
 ) {
-    use super::upload::{query_value, send_file, MAX_UPLOAD};
+    use super::upload::{send_file, MAX_UPLOAD};
+    use datacenter::api::percent_encode;
     let file = input
         .get_untracked()
         .and_then(|i| i.files())
@@ -289,13 +290,13 @@ fn preview_archive(
     }
     let mut url = format!(
         "/api/v1/teams/{}/datacenters/{}/detect/archive",
-        query_value(team),
-        query_value(datacenter)
+        percent_encode(team),
+        percent_encode(datacenter)
     );
     let run_command = run_command.trim();
     if !run_command.is_empty() {
         url.push_str("?run_command=");
-        url.push_str(&query_value(run_command));
+        url.push_str(&percent_encode(run_command));
     }
     let mine = asked.get_value();
     preview.set(Preview::Archive(None));

@@ -147,32 +147,3 @@ pub async fn send_file<T: serde::de::DeserializeOwned>(
         }))
     }
 }
-
-/// `s` as one value of a URL query (percent-encoded UTF-8, space as `%20`).
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-pub fn query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::query_value;
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(query_value("python3 app.py"), "python3%20app.py");
-        assert_eq!(
-            query_value("a&b=c?d#e/$PORT+é"),
-            "a%26b%3Dc%3Fd%23e%2F%24PORT%2B%C3%A9"
-        );
-        assert_eq!(query_value("plain-name_1.0~x"), "plain-name_1.0~x");
-    }
-}

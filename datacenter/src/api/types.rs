@@ -792,3 +792,33 @@ pub struct RouteStats {
     pub p50_ms: f64,
     pub p99_ms: f64,
 }
+
+/// `s` as one URL path segment or query value: percent-encoded UTF-8 with
+/// only the unreserved characters left as they are (space is `%20`).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn segments_and_query_values_are_percent_encoded() {
+        assert_eq!(percent_encode("python3 app.py"), "python3%20app.py");
+        assert_eq!(
+            percent_encode("a&b=c?d#e/$PORT+é"),
+            "a%26b%3Dc%3Fd%23e%2F%24PORT%2B%C3%A9"
+        );
+        assert_eq!(percent_encode("plain-name_1.0~x"), "plain-name_1.0~x");
+        assert_eq!(percent_encode("../x"), "..%2Fx");
+    }
+}
