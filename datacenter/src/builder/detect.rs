@@ -205,6 +205,10 @@ pub fn detect(
             )]))
         }
     };
+    // The file that decided the language is often the language's own
+    // evidence too (`app.py`); say it once.
+    let mut said = std::collections::HashSet::new();
+    draft.reason.retain(|r| said.insert(r.clone()));
     Ok(DetectedPlan {
         language,
         reason: draft.reason.join("; "),
@@ -642,7 +646,7 @@ mod tests {
             "no requirements, no venv: {:?}",
             p.steps
         );
-        assert!(p.reason.contains("app.py"));
+        assert_eq!(p.reason, "app.py");
 
         let p = plan(&examples().join("python-deps")).unwrap();
         assert_eq!(p.language, "python");
