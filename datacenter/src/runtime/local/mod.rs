@@ -90,6 +90,10 @@ impl LocalRuntime {
         // Nothing from an earlier life may keep running beside the replicas
         // the reconciler is about to start.
         orphans::sweep(&owner);
+        // cgroup v2 hands controllers down only from a cgroup with no
+        // processes in it: take the tree over before any build or replica
+        // starts a child here.
+        limits::host_tree();
         LocalRuntime {
             closed: Default::default(),
             owner,
