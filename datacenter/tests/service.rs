@@ -892,6 +892,16 @@ async fn archives_are_previewed_without_keeping_anything() {
     );
     let answer = raw_exchange(running.addr, head.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error":"too_large""#), "{answer}");
+    // JSON routes keep their 1 MiB bound, with the same answer.
+    let head = format!(
+        "POST /v1/teams/acme/apps/shop/components HTTP/1.1\r\nHost: dc\r\n\
+         Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    let answer = raw_exchange(running.addr, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error":"too_large""#), "{answer}");
     let url = format!("http://{}/v1/detect/archive", running.addr);
     let http = reqwest::Client::new();
     // The token is needed here too.

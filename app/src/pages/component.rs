@@ -206,6 +206,8 @@ fn Overview(pc: PlacedComponent) -> impl IntoView {
             <dt>"Version"</dt><dd>{c.version.clone().unwrap_or_else(|| "none deployed yet".into())}</dd>
             <dt>"Address"</dt>
             <dd class="address">{match c.url.clone() {
+                // Nothing listens there: the component declares no port.
+                _ if c.ports.is_empty() => view! { <span class="muted">"none: it declares no port"</span> }.into_any(),
                 Some(u) if u.starts_with("http://") || u.starts_with("https://") => view! { <a href=u.clone() target="_blank" rel="noopener">{u.clone()}</a> }.into_any(),
                 Some(u) => view! { <code>{u}</code> }.into_any(),
                 None => view! { <span class="muted">"not yet: it gets one once it has run"</span> }.into_any(),

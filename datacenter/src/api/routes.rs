@@ -29,9 +29,35 @@ pub struct Body<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(Error))]
 pub struct Path<T>(pub T);
 
+/// A raw body (a source archive, a webhook delivery), its rejection in the
+/// API's JSON error shape.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> std::result::Result<Self, Error> {
+        Ok(RawBody(axum::body::Bytes::from_request(req, state).await?))
+    }
+}
+
+/// A body over the route's limit is a 413, any other unreadable body a 422.
+fn body_rejection(status: StatusCode, text: String) -> Error {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(format!("the request body is too large ({text})"))
+    } else {
+        Error::Invalid(vec![text])
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for Error {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        Error::Invalid(vec![r.body_text()])
+        body_rejection(r.status(), r.body_text())
+    }
+}
+impl From<axum::extract::rejection::BytesRejection> for Error {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        body_rejection(r.status(), r.body_text())
     }
 }
 impl From<axum::extract::rejection::PathRejection> for Error {
@@ -61,6 +87,20 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The body limit answers a declared length over it before any handler
+/// runs, in plain text; callers get the API's JSON error instead.
+async fn json_too_large(resp: Response) -> Response {
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|t| !t.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        return Error::TooLarge("the request body is over this route's limit".into())
+            .into_response();
+    }
+    resp
+}
+
 pub fn router(dc: Arc<Datacenter>) -> Router {
     // Source archives (an upload, or one to preview) are the one large body;
     // every other route keeps the small limit.
@@ -72,7 +112,8 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             crate::builder::MAX_UPLOAD_BYTES,
-        ));
+        ))
+        .layer(axum::middleware::map_response(json_too_large));
     let small = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(metrics))
@@ -112,7 +153,8 @@ pub fn router(dc: Arc<Datacenter>) -> Router {
         ))
         .routes(routes!(super::gateway_routes::delete_certificate))
         .routes(routes!(super::gateway_routes::route_stats))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY));
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::middleware::map_response(json_too_large));
     let (protected, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(small)
         .merge(uploads)
@@ -356,7 +398,7 @@ async fn upload_source(
     State(dc): Dc,
     Path(p): ComponentPath,
     Query(a): Query<ActorParam>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let actor = a.actor.unwrap_or_else(|| "api".into());
     Ok((
@@ -417,7 +459,7 @@ async fn deliver_webhook(
     State(dc): Dc,
     Path(p): ComponentPath,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<WebhookOutcome>)> {
     Ok((
         StatusCode::ACCEPTED,
@@ -443,7 +485,7 @@ async fn detect(State(dc): Dc, Body(req): Body<DetectRequest>) -> Result<Json<De
 async fn detect_archive(
     State(dc): Dc,
     Query(build): Query<BuildSettings>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<DetectedPlan>> {
     Ok(Json(dc.detect_archive(body, &build).await?))
 }
