@@ -54,29 +54,28 @@ fn LiveLog(
 ) -> impl IntoView {
     // Step changes, kept apart from the lines: the view drops old lines of
     // a chatty build, the progress must still know it fetched.
-    let steps = RwSignal::new(Vec::<String>::new());
-    steps.update(|s| initial.iter().for_each(|l| note_step(s, &l.step)));
+    let mut steps = Vec::new();
+    initial.iter().for_each(|l| note_step(&mut steps, &l.step));
     let view_state = LogState {
         lines: RwSignal::new(initial),
-        steps,
+        steps: RwSignal::new(steps),
         status: RwSignal::new(status),
         skipped: RwSignal::new(0u64),
         problem: RwSignal::new(None::<String>),
     };
     let LogState {
         lines,
+        steps,
         status,
         skipped,
         problem,
-        ..
     } = view_state;
     #[cfg(feature = "hydrate")]
     live::connect(team, dc, event, view_state);
     #[cfg(not(feature = "hydrate"))]
     let _ = (team, dc, event);
     let progress = move || {
-        let steps = view_state.steps.get();
-        phases(&action, steps.iter().map(String::as_str), &status.get())
+        steps.with(|steps| phases(&action, steps.iter().map(String::as_str), &status.get()))
     };
     view! {
         {move || {

@@ -29,35 +29,16 @@ pub struct Body<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(Error))]
 pub struct Path<T>(pub T);
 
-/// A raw body (a source archive, a webhook delivery), its rejection in the
-/// API's JSON error shape.
-pub struct RawBody(pub axum::body::Bytes);
-
-impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = Error;
-
-    async fn from_request(req: Request, state: &S) -> std::result::Result<Self, Error> {
-        Ok(RawBody(axum::body::Bytes::from_request(req, state).await?))
-    }
-}
-
-/// A body over the route's limit is a 413, any other unreadable body a 422.
-fn body_rejection(status: StatusCode, text: String) -> Error {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::TooLarge(format!("the request body is too large ({text})"))
-    } else {
-        Error::Invalid(vec![text])
-    }
-}
-
+/// A JSON body over the route's limit is a 413, any other unreadable one a
+/// 422. (Raw bodies' rejections are plain 413s that `json_too_large` turns
+/// into the same answer.)
 impl From<axum::extract::rejection::JsonRejection> for Error {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        body_rejection(r.status(), r.body_text())
-    }
-}
-impl From<axum::extract::rejection::BytesRejection> for Error {
-    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
-        body_rejection(r.status(), r.body_text())
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge(format!("the request body is too large ({})", r.body_text()))
+        } else {
+            Error::Invalid(vec![r.body_text()])
+        }
     }
 }
 impl From<axum::extract::rejection::PathRejection> for Error {
@@ -87,8 +68,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The body limit answers a declared length over it before any handler
-/// runs, in plain text; callers get the API's JSON error instead.
+/// Body limits answer in plain text: the limit layer on a declared length
+/// before any handler runs, the raw-body extractor once the bytes read pass
+/// it. Callers get the API's JSON error instead.
 async fn json_too_large(resp: Response) -> Response {
     let plain = resp
         .headers()
@@ -398,7 +380,7 @@ async fn upload_source(
     State(dc): Dc,
     Path(p): ComponentPath,
     Query(a): Query<ActorParam>,
-    RawBody(body): RawBody,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let actor = a.actor.unwrap_or_else(|| "api".into());
     Ok((
@@ -459,7 +441,7 @@ async fn deliver_webhook(
     State(dc): Dc,
     Path(p): ComponentPath,
     headers: axum::http::HeaderMap,
-    RawBody(body): RawBody,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<WebhookOutcome>)> {
     Ok((
         StatusCode::ACCEPTED,
@@ -485,7 +467,7 @@ async fn detect(State(dc): Dc, Body(req): Body<DetectRequest>) -> Result<Json<De
 async fn detect_archive(
     State(dc): Dc,
     Query(build): Query<BuildSettings>,
-    RawBody(body): RawBody,
+    body: axum::body::Bytes,
 ) -> Result<Json<DetectedPlan>> {
     Ok(Json(dc.detect_archive(body, &build).await?))
 }
